@@ -1,0 +1,39 @@
+# Every target bootstraps .venv from the pinned lock file; a second run installs nothing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export XLA_FLAGS ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test lint bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements-lock.txt setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { \
+	  echo "error: python3 >= 3.11 is needed (found: $$($(PYTHON) --version 2>&1)). Install it, or run make PYTHON=/path/to/python3.11"; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "error: the venv module is missing: apt-get install python3-venv"; exit 1; }
+	@command -v ffmpeg >/dev/null 2>&1 || echo "note: ffmpeg not found; it is needed only for video input (apt-get install ffmpeg / brew install ffmpeg)"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-lock.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m experiments.demo
+
+test: $(STAMP) lint
+	$(PY) -m pytest -n 2 tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy alignment data_pipelines
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,1 @@
+"""Throughput, utilization and scaling measurements (make bench); never part of make test."""

@@ -1,0 +1,1 @@
+"""Everything that touches files: decoding, features, TFDS builders and tf.data streams."""

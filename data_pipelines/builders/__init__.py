@@ -1,0 +1,1 @@
+"""TFDS builders: the bundled world, a manifest folder, a video folder and COCO captions."""

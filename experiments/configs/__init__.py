@@ -1,0 +1,1 @@
+"""One config file per experiment: paper.py, world.py, tiny.py."""
