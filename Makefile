@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export XLA_FLAGS ?=
+TORCH_STAMP := $(VENV)/.installed-torch
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test lint bench venv clean
@@ -16,15 +16,18 @@ $(STAMP): requirements-lock.txt setup.py
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "error: the venv module is missing: apt-get install python3-venv"; exit 1; }
 	@command -v ffmpeg >/dev/null 2>&1 || echo "note: ffmpeg not found; it is needed only for video input (apt-get install ffmpeg / brew install ffmpeg)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-lock.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+$(TORCH_STAMP): $(STAMP) requirements-torch.txt
+	$(PY) -m pip install --quiet -r requirements-torch.txt
+	touch $(TORCH_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m experiments.demo
 
-test: $(STAMP) lint
+test: $(STAMP) $(TORCH_STAMP) lint
 	$(PY) -m pytest -n 2 tests
 
 lint: $(STAMP)

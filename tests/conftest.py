@@ -8,3 +8,14 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """(data_dir, teacher_dir): the tiny config's world data set and a tiny trained teacher, built once
+    per test process."""
+    from tests import helpers
+
+    return helpers.build_tiny_world(str(tmp_path_factory.mktemp("tiny_world")))

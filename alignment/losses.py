@@ -1,0 +1,171 @@
+"""The paper's losses: model transfer (KL to the teacher) and cross-modal ranking, plus InfoNCE.
+
+Every loss is written for one device's share of the batch: the anchors are local, and `candidates`
+(with `offset`, the position of the local positives inside them) may be the whole global batch, so the
+mean of the per-device losses equals the loss on the global batch.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Squared-norm floor: zero vectors normalize to zero (cosine 0) with a finite gradient.
+_NORM_EPS = 1e-12
+
+STREAMS = {"image_sound": ("image", "sound"), "image_text": ("image", "text")}
+_SHORT = {"image": "img", "sound": "snd", "text": "txt"}
+OBJECTIVES = ("transfer", "ranking", "both")
+
+Gather = Callable[[jax.Array], tuple[jax.Array, Any]]
+
+
+def l2_normalize(x: jax.Array) -> jax.Array:
+    """[N, D] -> rows of unit norm (zero rows stay zero), float32."""
+    x = x.astype(jnp.float32)
+    return x * lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + _NORM_EPS)
+
+
+def _cosines(anchor: jax.Array, candidates: jax.Array) -> jax.Array:
+    # HIGHEST: on TPUs the default float32 matmul rounds through bfloat16.
+    return jnp.matmul(anchor, candidates.T, precision=lax.Precision.HIGHEST)
+
+
+def _is_positive(num_anchors: int, num_candidates: int, offset: Any) -> jax.Array:
+    """[n, N] True where candidate j is anchor i's own pair (j == offset + i)."""
+    return jnp.arange(num_candidates)[None, :] == (offset + jnp.arange(num_anchors))[:, None]
+
+
+def ranking_loss(
+    anchor: jax.Array,
+    positive: jax.Array,
+    margin: float,
+    *,
+    candidates: jax.Array | None = None,
+    offset: Any = 0,
+) -> jax.Array:
+    """(1/N) sum_i sum_{j != i} max(0, margin - cos(a_i, p_i) + cos(a_i, p_j)), one direction.
+
+    anchor, positive: [N, D] unnormalized pairs. candidates: [M, D] negatives containing the positives at
+    rows offset..offset+N (default: the positives themselves). Returns a float32 scalar.
+    """
+    a, p = l2_normalize(anchor), l2_normalize(positive)
+    c = p if candidates is None else l2_normalize(candidates)
+    matched = jnp.sum(a * p, axis=-1)
+    hinge = jax.nn.relu(margin - matched[:, None] + _cosines(a, c))
+    hinge = jnp.where(_is_positive(a.shape[0], c.shape[0], offset), 0.0, hinge)
+    return jnp.sum(hinge) / a.shape[0]
+
+
+def info_nce_direction(
+    anchor: jax.Array,
+    positive: jax.Array,
+    temperature: float,
+    *,
+    candidates: jax.Array | None = None,
+    offset: Any = 0,
+) -> jax.Array:
+    """mean_i -log softmax_j(cos(a_i, c_j) / temperature)[i's positive]; shapes as in ranking_loss."""
+    a = l2_normalize(anchor)
+    c = l2_normalize(positive if candidates is None else candidates)
+    log_probs = jax.nn.log_softmax(_cosines(a, c) / temperature, axis=-1)
+    picked = jnp.where(_is_positive(a.shape[0], c.shape[0], offset), log_probs, 0.0)
+    return -jnp.sum(picked) / a.shape[0]
+
+
+def info_nce(a: jax.Array, b: jax.Array, temperature: float) -> jax.Array:
+    """Symmetric InfoNCE between paired rows of a and b ([N, D] each): mean of a->b and b->a."""
+    return 0.5 * (info_nce_direction(a, b, temperature) + info_nce_direction(b, a, temperature))
+
+
+def kl_transfer(teacher_probs: jax.Array, student_logits: jax.Array) -> jax.Array:
+    """mean_i KL(p_i || softmax(s_i)) = mean_i sum_k p_ik (log p_ik - log_softmax(s)_ik), 0 log 0 = 0.
+
+    teacher_probs: [N, C] distributions (exact zeros allowed); student_logits: [N, C]. Float32 scalar.
+    """
+    p = teacher_probs.astype(jnp.float32)
+    log_q = jax.nn.log_softmax(student_logits.astype(jnp.float32), axis=-1)
+    present = p > 0
+    # The inner where keeps log's gradient finite at p = 0.
+    log_p = jnp.log(jnp.where(present, p, 1.0))
+    return jnp.mean(jnp.sum(jnp.where(present, p * (log_p - log_q), 0.0), axis=-1))
+
+
+def _local(x: jax.Array) -> tuple[jax.Array, int]:
+    return x, 0
+
+
+def objective(
+    reps: Mapping[str, Mapping[str, Mapping[str, jax.Array]]],
+    teacher_probs: Mapping[str, jax.Array] | None,
+    loss_cfg: Any,
+    gather: Gather | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The training loss of config.loss over the pair streams present in `reps`.
+
+    reps: {"image_sound": {"image": r, "sound": r}, "image_text": {"image": r, "text": r}} where each r is
+      the network's dict of representations [N, dim]; either stream may be absent.
+    teacher_probs: {stream: [N, C]} teacher distributions of each stream's images (transfer and both).
+    gather: x -> (candidates, offset) giving the whole batch of negatives; default: the local batch.
+
+    transfer: kl_weight * (kl_image + kl_sound + kl_text), each student against the teacher on the paired
+      image; kl_image averages the image student's KL over both streams.
+    ranking: ranking_weight * (rank_img_snd + rank_snd_img + rank_img_txt + rank_txt_img), each summed over
+      loss_cfg.layers; ranking_kind "hinge" (margin) or "infonce" (temperature, one direction per term).
+    both: the weighted sum of the two. Returns (loss, metrics with each term and "loss").
+    """
+    if loss_cfg.objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {loss_cfg.objective!r}; expected one of {OBJECTIVES}")
+    gather = gather or _local
+    streams = [(name, pair) for name, pair in STREAMS.items() if name in reps]
+    terms: dict[str, jax.Array] = {}
+    loss = jnp.zeros((), jnp.float32)
+
+    if loss_cfg.objective in ("transfer", "both"):
+        if teacher_probs is None:
+            raise ValueError("the transfer objective needs teacher_probs")
+        image_kls = []
+        for name, (image, other) in streams:
+            probs = teacher_probs[name]
+            image_kls.append(kl_transfer(probs, reps[name][image]["logits"]))
+            terms[f"kl_{other}"] = kl_transfer(probs, reps[name][other]["logits"])
+        terms["kl_image"] = jnp.mean(jnp.stack(image_kls))
+        kl_terms = [terms[f"kl_{m}"] for m in ("image", "sound", "text") if f"kl_{m}" in terms]
+        loss = loss + loss_cfg.kl_weight * sum(kl_terms)
+
+    if loss_cfg.objective in ("ranking", "both"):
+        rank_terms = []
+        for name, pair in streams:
+            for anchor_modality, positive_modality in (pair, pair[::-1]):
+                key = f"rank_{_SHORT[anchor_modality]}_{_SHORT[positive_modality]}"
+                per_layer = [
+                    _ranking_term(
+                        reps[name][anchor_modality][layer],
+                        reps[name][positive_modality][layer],
+                        loss_cfg,
+                        gather,
+                    )
+                    for layer in loss_cfg.layers
+                ]
+                terms[key] = jnp.sum(jnp.stack(per_layer))
+                rank_terms.append(terms[key])
+        loss = loss + loss_cfg.ranking_weight * sum(rank_terms)
+
+    return loss, {**terms, "loss": loss}
+
+
+def _ranking_term(
+    anchor: jax.Array, positive: jax.Array, loss_cfg: Any, gather: Gather
+) -> jax.Array:
+    candidates, offset = gather(positive)
+    if loss_cfg.ranking_kind == "hinge":
+        return ranking_loss(anchor, positive, loss_cfg.margin, candidates=candidates, offset=offset)
+    if loss_cfg.ranking_kind == "infonce":
+        return info_nce_direction(
+            anchor, positive, loss_cfg.temperature, candidates=candidates, offset=offset
+        )
+    raise ValueError(
+        f"unknown ranking_kind {loss_cfg.ranking_kind!r}; expected 'hinge' or 'infonce'"
+    )

@@ -1,0 +1,27 @@
+"""The layers shared by every modality: fc6, fc7 and the class logits."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+
+class SharedHead(nn.Module):
+    """Tower vectors [B, tower_dim] -> {"fc6": [B, fc6], "fc7": [B, fc7], "logits": [B, num_classes]}.
+
+    fc6 and fc7 are post-ReLU; logits are unnormalized (softmax gives the student's class distribution).
+    """
+
+    fc_dims: Sequence[int]
+    num_classes: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tower: jax.Array) -> dict[str, jax.Array]:
+        fc6_dim, fc7_dim = self.fc_dims
+        fc6 = nn.relu(nn.Dense(fc6_dim, dtype=self.dtype, name="fc6")(tower))
+        fc7 = nn.relu(nn.Dense(fc7_dim, dtype=self.dtype, name="fc7")(fc6))
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(fc7)
+        return {"fc6": fc6, "fc7": fc7, "logits": logits}

@@ -1,0 +1,42 @@
+"""Text tower: a four-layer masked 1-D conv net over word vectors."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+
+class TextTower(nn.Module):
+    """Word vectors [B, L, D] with mask [B, L] (True = word) -> tower vector [B, tower_dim] (ReLU).
+
+    Padded positions are zeroed before every conv (SAME padding, stride 1) and left out of the final
+    max pooling, so neither the amount of padding nor what it holds changes the output.
+    max_words and word_dim are the input shape the tower is built for.
+    """
+
+    channels: Sequence[int]
+    kernels: Sequence[int]
+    tower_dim: int
+    max_words: int
+    word_dim: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, words: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        if mask is None:
+            mask = jnp.ones(words.shape[:2], bool)
+        valid = mask.astype(bool)[..., None]
+        # jnp.where rather than a multiply: padding may hold anything, even inf or NaN.
+        x = words.astype(self.dtype)
+        for i, (features, kernel) in enumerate(zip(self.channels, self.kernels, strict=True)):
+            x = jnp.where(valid, x, 0)
+            x = nn.Conv(features, (kernel,), padding="SAME", dtype=self.dtype, name=f"conv{i + 1}")(
+                x
+            )
+            x = nn.relu(x)
+        # Activations are >= 0 after ReLU, so zeros at padded positions never win the max, and an
+        # empty sentence pools to zeros instead of -inf.
+        x = jnp.max(jnp.where(valid, x, 0), axis=1)
+        return nn.relu(nn.Dense(self.tower_dim, dtype=self.dtype, name="tower")(x))

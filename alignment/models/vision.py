@@ -1,0 +1,118 @@
+"""AlexNet convolutional stack, the vision tower built on it, and on-device image normalization.
+
+Layout: NHWC activations, HWIO conv kernels (flax), so a torchvision conv weight [O, I, H, W] maps to
+kernel = weight.transpose(2, 3, 1, 0). Parameter names: conv1..conv5, each with "kernel" and "bias".
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+# torchvision's AlexNet max-pools after conv1, conv2 and conv5 (pool5).
+_POOLED_LAYERS = (0, 1, 4)
+
+
+def normalize_images(images: jax.Array, dtype: Any) -> jax.Array:
+    """uint8 images [B, H, W, 3] in [0, 255] -> [-1, 1]; float images are used as given. Returns dtype."""
+    if jnp.issubdtype(images.dtype, jnp.integer):
+        return images.astype(dtype) / 127.5 - 1.0
+    return images.astype(dtype)
+
+
+def conv_padding(kernel: int) -> int:
+    """Symmetric padding of torchvision's AlexNet: 2 for the 11x11 and 5x5 convs, 1 for the 3x3 convs."""
+    return min(kernel // 2, 2)
+
+
+def max_pool(x: jax.Array) -> jax.Array:
+    """3x3 stride-2 max-pool without padding (torchvision's MaxPool2d(3, 2)) on [B, H, W, C].
+
+    The window shrinks to the feature map when that is smaller than 3, so tiny CPU images still work.
+    """
+    window = min(3, x.shape[1], x.shape[2])
+    return nn.max_pool(x, (window, window), strides=(2, 2), padding="VALID")
+
+
+def global_max_mean(x: jax.Array) -> jax.Array:
+    """[B, H, W, C] -> [B, 2C]: global max pooling concatenated with global mean pooling."""
+    return jnp.concatenate([jnp.max(x, axis=(1, 2)), jnp.mean(x, axis=(1, 2))], axis=-1)
+
+
+def adaptive_avg_pool(x: jax.Array, size: int) -> jax.Array:
+    """torch's AdaptiveAvgPool2d((size, size)) on [B, H, W, C]: bin i spans [floor(iH/s), ceil((i+1)H/s))."""
+
+    def bins(length: int) -> list[tuple[int, int]]:
+        return [(i * length // size, -(-(i + 1) * length // size)) for i in range(size)]
+
+    rows = [jnp.mean(x[:, a:b], axis=1) for a, b in bins(x.shape[1])]
+    x = jnp.stack(rows, axis=1)
+    cols = [jnp.mean(x[:, :, a:b], axis=2) for a, b in bins(x.shape[2])]
+    return jnp.stack(cols, axis=2)
+
+
+class AlexNetFeatures(nn.Module):
+    """AlexNet conv1-conv5 with ReLU and max-pools after conv1, conv2 and conv5: [B,H,W,3] -> pool5 [B,h,w,C5].
+
+    With channels (64, 192, 384, 256, 256), kernels (11, 5, 3, 3, 3) and strides (4, 1, 1, 1, 1) this is
+    torchvision's `alexnet().features` (features.{0,3,6,8,10} -> conv{1..5}).
+    """
+
+    channels: Sequence[int]
+    kernels: Sequence[int]
+    strides: Sequence[int]
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        x = normalize_images(images, self.dtype)
+        layers = zip(self.channels, self.kernels, self.strides, strict=True)
+        for i, (features, kernel, stride) in enumerate(layers):
+            pad = conv_padding(kernel)
+            x = nn.Conv(
+                features,
+                (kernel, kernel),
+                strides=(stride, stride),
+                padding=((pad, pad), (pad, pad)),
+                dtype=self.dtype,
+                name=f"conv{i + 1}",
+            )(x)
+            x = nn.relu(x)
+            if i in _POOLED_LAYERS:
+                x = max_pool(x)
+        return x
+
+
+class VisionTower(nn.Module):
+    """Images [B, H, W, 3] (uint8 or float) -> tower vector [B, tower_dim] (ReLU).
+
+    pool: "flatten" (AlexNet pool5 flattened, H-W-C order) or "maxmean" (global max ++ mean pooling).
+    image_size is the input side the tower is built for (used to create example inputs).
+    """
+
+    channels: Sequence[int]
+    kernels: Sequence[int]
+    strides: Sequence[int]
+    pool: str
+    tower_dim: int
+    image_size: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        x = AlexNetFeatures(self.channels, self.kernels, self.strides, self.dtype, name="features")(
+            images
+        )
+        x = pool_features(x, self.pool)
+        return nn.relu(nn.Dense(self.tower_dim, dtype=self.dtype, name="tower")(x))
+
+
+def pool_features(x: jax.Array, pool: str) -> jax.Array:
+    """pool5 maps [B, h, w, C] -> [B, h*w*C] ("flatten") or [B, 2C] ("maxmean")."""
+    if pool == "flatten":
+        return x.reshape(x.shape[0], -1)
+    if pool == "maxmean":
+        return global_max_mean(x)
+    raise ValueError(f"unknown vision pool {pool!r}; expected 'flatten' or 'maxmean'")

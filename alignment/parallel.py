@@ -1,0 +1,211 @@
+"""Data parallelism over a 1-D mesh named 'data': batch placement, state creation, the sharded steps.
+
+The step is written per device with `jax.shard_map`: each device runs the towers on its share of the
+batch, the ranking loss sees the whole global batch as negatives (all_gather of the positive side), and
+gradients and metrics are averaged with pmean, so the result equals the single-device step on the global
+batch. Parameters and optimizer state are replicated.
+"""
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax, shard_map
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from alignment.losses import STREAMS, objective
+from alignment.models.network import TriModalNet, init_params
+from alignment.train_state import TrainState
+
+AXIS = "data"
+# Inputs each stream may carry into the step; anything else in a batch (ids, labels) stays on the host.
+_STEP_INPUTS = ("image", "sound", "text", "text_mask", "teacher_probs")
+
+TrainStep = Callable[..., tuple[TrainState, dict[str, jax.Array]]]
+
+
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """1-D mesh named 'data' over `devices` (default: every device of every host), Auto axis type."""
+    devices = jax.devices() if devices is None else devices
+    return Mesh(np.asarray(devices), (AXIS,), axis_types=(AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def shard_batch(tree: Any, mesh: Mesh) -> Any:
+    """Host-local numpy arrays [B_host, ...] -> global arrays [B_host * hosts, ...] sharded over 'data'."""
+    sharding = NamedSharding(mesh, P(AXIS))
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), tree)
+
+
+def _example_inputs(batch: Mapping[str, Mapping[str, Any]]) -> dict[str, jax.ShapeDtypeStruct]:
+    """One-example input shapes by modality, taken from whichever stream holds them."""
+    example = {}
+    for stream in batch.values():
+        for name in ("image", "sound", "text", "text_mask"):
+            if name in stream:
+                x = stream[name]
+                example[name] = jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype)
+    return example
+
+
+def create_train_state(
+    model: TriModalNet,
+    optimizer: optax.GradientTransformation,
+    rng: jax.Array,
+    example_batch: Mapping[str, Mapping[str, Any]],
+    mesh: Mesh,
+) -> TrainState:
+    """A replicated TrainState built directly on the mesh (eval_shape + jitted init, no host copy).
+
+    example_batch: a batch of the step's form; only its shapes and dtypes are used (modalities it lacks
+    take the shapes the model was configured with).
+    """
+    shapes = _example_inputs(example_batch)
+
+    def init(rng: jax.Array) -> TrainState:
+        init_rng, state_rng = jax.random.split(rng)
+        example = {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}
+        params = init_params(model, init_rng, example)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=optimizer.init(params),
+            rng=state_rng,
+            nonfinite_count=jnp.zeros((), jnp.int32),
+        )
+
+    abstract = jax.eval_shape(init, rng)
+    shardings = jax.tree.map(lambda _: replicated(mesh), abstract)
+    return jax.jit(init, out_shardings=shardings, compiler_options=init_compiler_options())(rng)
+
+
+def init_compiler_options() -> dict[str, Any]:
+    """Compiler options for functions that run once, such as parameter initialization.
+
+    On CPU, LLVM optimization of the unrolled random-number generators dominates the compile time of an
+    init (about 10x); running it once unoptimized is far cheaper.
+    """
+    return {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else {}
+
+
+def _step_inputs(batch: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        stream: {k: v for k, v in batch[stream].items() if k in _STEP_INPUTS}
+        for stream in STREAMS
+        if stream in batch
+    }
+
+
+def _representations(
+    model: TriModalNet, params: Any, inputs: Mapping[str, jax.Array], modality: str, rng: jax.Array
+) -> dict[str, jax.Array]:
+    mask = inputs.get("text_mask") if modality == "text" else None
+    reps = model.apply({"params": params}, inputs[modality], modality, mask, rngs={"dropout": rng})
+    return cast(dict[str, jax.Array], reps)
+
+
+def make_train_step(
+    model: TriModalNet,
+    optimizer: optax.GradientTransformation,
+    loss_cfg: Any,
+    mesh: Mesh,
+    teacher: Any = None,
+) -> TrainStep:
+    """step(state, batch, teacher_params=None) -> (state, metrics), jitted once, state donated.
+
+    batch: {"image_sound": {...}, "image_text": {...}} (either stream may be absent) sharded over 'data'
+    (see shard_batch); the global batch of each stream must divide evenly over the mesh. A stream without
+    "teacher_probs" gets the frozen teacher's softmax on its images, which needs `teacher` and
+    `teacher_params` (replicated; not trained). A step whose loss or gradient norm is not finite leaves
+    params and opt_state unchanged and increments nonfinite_count; `step` always advances.
+    metrics: the objective's terms and "loss", plus "grad_norm" and "finite" (1.0 or 0.0).
+    """
+    needs_teacher_probs = loss_cfg.objective in ("transfer", "both")
+
+    def per_device(params, batch, teacher_params, rng):
+        device = lax.axis_index(AXIS)
+        rng = jax.random.fold_in(rng, device)
+        teacher_probs = {}
+        for name, inputs in batch.items():
+            if "teacher_probs" in inputs:
+                teacher_probs[name] = inputs["teacher_probs"]
+            elif needs_teacher_probs:
+                if teacher is None or teacher_params is None:
+                    raise ValueError(
+                        f"stream {name!r} has no teacher_probs: pass a teacher to make_train_step "
+                        "and teacher_params to the step"
+                    )
+                logits = teacher.apply({"params": teacher_params}, inputs["image"])
+                teacher_probs[name] = lax.stop_gradient(jax.nn.softmax(logits))
+
+        def gather(x):
+            return lax.all_gather(x, AXIS, tiled=True), device * x.shape[0]
+
+        def loss_fn(params):
+            reps = {}
+            for i, (name, inputs) in enumerate(batch.items()):
+                reps[name] = {
+                    modality: _representations(
+                        model, params, inputs, modality, jax.random.fold_in(rng, 2 * i + j)
+                    )
+                    for j, modality in enumerate(STREAMS[name])
+                }
+            return objective(reps, teacher_probs, loss_cfg, gather)
+
+        # Per-device copies of the parameters: each device differentiates its own share of the loss
+        # (cross-device terms flow back through all_gather), and pmean then averages.
+        local_params = jax.tree.map(lambda x: lax.pcast(x, AXIS, to="varying"), params)
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(local_params)
+        return lax.pmean(grads, AXIS), lax.pmean(metrics, AXIS)
+
+    sharded = shard_map(
+        per_device,
+        mesh=mesh,
+        in_specs=(P(), P(AXIS), P(), P()),
+        out_specs=(P(), P()),
+    )
+
+    def step(state: TrainState, batch: Any, teacher_params: Any = None):
+        rng = jax.random.fold_in(state.rng, state.step)
+        grads, metrics = sharded(state.params, _step_inputs(batch), teacher_params, rng)
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+
+        def keep_if_finite(new, old):
+            return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+        new_state = dataclasses.replace(
+            state,
+            step=state.step + 1,
+            params=keep_if_finite(params, state.params),
+            opt_state=keep_if_finite(opt_state, state.opt_state),
+            nonfinite_count=state.nonfinite_count + jnp.logical_not(finite).astype(jnp.int32),
+        )
+        return new_state, {**metrics, "grad_norm": grad_norm, "finite": finite.astype(jnp.float32)}
+
+    return jax.jit(step, donate_argnums=0, out_shardings=replicated(mesh))
+
+
+def make_embed_fn(model: TriModalNet, mesh: Mesh) -> Callable[..., dict[str, jax.Array]]:
+    """embed(params, x, modality, mask=None) -> {"tower", "fc6", "fc7", "logits"}, each [B, dim] sharded
+    over 'data'. x (and mask) [B, ...] with B divisible by the mesh size; pad the last batch."""
+
+    def embed(params, x, modality, mask=None):
+        def local(params, x, mask):
+            return model.apply({"params": params}, x, modality, mask)
+
+        return shard_map(local, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS)), out_specs=P(AXIS))(
+            params, x, mask
+        )
+
+    return jax.jit(embed, static_argnames="modality")

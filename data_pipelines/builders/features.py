@@ -1,0 +1,194 @@
+"""The stored example: feature spec, encoding of raw inputs, and the files kept beside a data set.
+
+Every builder stores the same features (missing modalities zero-filled with has_* = False):
+  id: str, image: uint8 [S, S, 3], sound: float32 [T, F], text: float32 [L, D], text_mask: bool [L],
+  caption: str, has_image/has_sound/has_text: bool, label: int64 (-1 if none), fine_label: int64 (-1 if none),
+  teacher_probs: float32 [C] (only when spec.num_teacher_classes > 0).
+Beside the data set: word_vectors.txt (word2vec text format; embed new text with these), label_names.json,
+skipped.json (see skips.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+from gensim.models import KeyedVectors
+
+from data_pipelines import audio, text, vision
+from data_pipelines.builders.skips import RowError
+
+WORD_VECTORS_FILE = "word_vectors.txt"
+LABEL_NAMES_FILE = "label_names.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """Shapes of the stored features: image [S, S, 3], sound [T, F] (from audio), text [L, D] (from text)."""
+
+    image_size: int = 40
+    audio: audio.AudioConfig = dataclasses.field(default_factory=audio.AudioConfig)
+    text: text.TextConfig = dataclasses.field(default_factory=text.TextConfig)
+    num_teacher_classes: int = 0
+
+    @classmethod
+    def from_config(cls, data_cfg: Any, num_teacher_classes: int = 0) -> FeatureSpec:
+        """From config.data (image_size, audio, text), a ConfigDict or mapping."""
+        get = (
+            (lambda k: data_cfg[k])
+            if isinstance(data_cfg, Mapping)
+            else (lambda k: getattr(data_cfg, k))
+        )
+        return cls(
+            image_size=int(get("image_size")),
+            audio=audio.AudioConfig.from_config(get("audio")),
+            text=text.TextConfig.from_config(get("text")),
+            num_teacher_classes=num_teacher_classes,
+        )
+
+    def features(self) -> tfds.features.FeaturesDict:
+        size, (steps, bins), (words, dim) = self.image_size, self.audio.shape, self.text.shape
+        spec = {
+            "id": tfds.features.Text(),
+            "image": tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8),
+            "sound": tfds.features.Tensor(shape=(steps, bins), dtype=np.float32),
+            "text": tfds.features.Tensor(shape=(words, dim), dtype=np.float32),
+            "text_mask": tfds.features.Tensor(shape=(words,), dtype=np.bool_),
+            "caption": tfds.features.Text(),
+            "has_image": tfds.features.Tensor(shape=(), dtype=np.bool_),
+            "has_sound": tfds.features.Tensor(shape=(), dtype=np.bool_),
+            "has_text": tfds.features.Tensor(shape=(), dtype=np.bool_),
+            "label": tfds.features.Tensor(shape=(), dtype=np.int64),
+            "fine_label": tfds.features.Tensor(shape=(), dtype=np.int64),
+        }
+        if self.num_teacher_classes:
+            spec["teacher_probs"] = tfds.features.Tensor(
+                shape=(self.num_teacher_classes,), dtype=np.float32
+            )
+        return tfds.features.FeaturesDict(spec)
+
+
+class ExampleEncoder:
+    """Raw inputs -> one stored example, or RowError naming the reason it cannot be stored."""
+
+    def __init__(self, spec: FeatureSpec, word_vectors: KeyedVectors | None):
+        if word_vectors is not None and word_vectors.vector_size != spec.text.word_dim:
+            raise ValueError(
+                f"word vectors have {word_vectors.vector_size} dims, the spec expects {spec.text.word_dim}"
+            )
+        self.spec = spec
+        self.word_vectors = word_vectors
+
+    def encode(
+        self,
+        example_id: str,
+        *,
+        image: np.ndarray | str | None = None,
+        sound: np.ndarray | str | None = None,
+        caption: str | None = None,
+        label: int = -1,
+        fine_label: int = -1,
+        teacher_probs: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """image: array or file path; sound: waveform at spec.audio.sample_rate or file path."""
+        spec = self.spec
+        example: dict[str, Any] = {
+            "id": example_id,
+            "image": np.zeros((spec.image_size, spec.image_size, 3), np.uint8),
+            "sound": np.zeros(spec.audio.shape, np.float32),
+            "text": np.zeros(spec.text.shape, np.float32),
+            "text_mask": np.zeros(spec.text.max_words, bool),
+            "caption": "",
+            "has_image": image is not None,
+            "has_sound": sound is not None,
+            "has_text": caption is not None,
+            "label": int(label),
+            "fine_label": int(fine_label),
+        }
+        if image is None and sound is None and caption is None:
+            raise RowError("no_modality", example_id, "the row has no image, sound or text")
+        if image is not None:
+            example["image"] = self._image(example_id, image)
+        if sound is not None:
+            example["sound"] = self._sound(example_id, sound)
+        if caption is not None:
+            example["text"], example["text_mask"] = self._text(example_id, caption)
+            example["caption"] = caption
+        if spec.num_teacher_classes:
+            example["teacher_probs"] = self._teacher_probs(example_id, teacher_probs)
+        return example
+
+    def _image(self, example_id: str, image: np.ndarray | str) -> np.ndarray:
+        where = image if isinstance(image, str) else example_id
+        if isinstance(image, str) and not os.path.isfile(image):
+            raise RowError("missing_file", where, "image file not found")
+        try:
+            if isinstance(image, str):
+                return vision.load_image(image, self.spec.image_size)
+            return vision.resize_and_crop(image, self.spec.image_size)
+        except ValueError as err:
+            raise RowError("unreadable_image", where, str(err)) from err
+
+    def _sound(self, example_id: str, sound: np.ndarray | str) -> np.ndarray:
+        where = sound if isinstance(sound, str) else example_id
+        if isinstance(sound, str) and not os.path.isfile(sound):
+            raise RowError("missing_file", where, "sound file not found")
+        try:
+            if isinstance(sound, str):
+                wave = audio.load_audio(sound, self.spec.audio.sample_rate)
+            else:
+                wave = audio.as_float_waveform(sound)
+        except ValueError as err:
+            raise RowError("unreadable_sound", where, str(err)) from err
+        try:
+            features = audio.waveform_features(wave, self.spec.audio)
+        except audio.SilentAudioError as err:
+            raise RowError("silent_sound", where, str(err)) from err
+        except ValueError as err:
+            raise RowError("unreadable_sound", where, str(err)) from err
+        return features
+
+    def _text(self, example_id: str, caption: str) -> tuple[np.ndarray, np.ndarray]:
+        if self.word_vectors is None:
+            raise AssertionError("a caption needs word vectors: pass them to the encoder")
+        try:
+            return text.embed_sentence(caption, self.word_vectors, self.spec.text.max_words)
+        except text.NoKnownWordError as err:
+            raise RowError("all_words_unknown", example_id, str(err)) from err
+        except ValueError as err:
+            raise RowError("empty_caption", example_id, str(err)) from err
+
+    def _teacher_probs(self, example_id: str, probs: np.ndarray | None) -> np.ndarray:
+        shape = (self.spec.num_teacher_classes,)
+        values = np.asarray(probs, np.float32) if probs is not None else None
+        if values is None or values.shape != shape or not np.all(np.isfinite(values)):
+            raise RowError("bad_row", example_id, f"teacher_probs must be finite float {shape}")
+        return values
+
+
+def save_word_vectors(dataset_dir: str, vectors: KeyedVectors) -> None:
+    """Stores the vectors used to embed captions beside the data set (word2vec text format)."""
+    os.makedirs(dataset_dir, exist_ok=True)
+    text.save_word_vectors(vectors, os.path.join(dataset_dir, WORD_VECTORS_FILE))
+
+
+def load_dataset_word_vectors(dataset_dir: str) -> KeyedVectors:
+    """The vectors a data set was built with: embed evaluation text with these."""
+    return text.load_word_vectors(os.path.join(dataset_dir, WORD_VECTORS_FILE))
+
+
+def save_label_names(dataset_dir: str, labels: list[str], fine_labels: list[str]) -> None:
+    """label_names.json: {"labels": names indexed by label, "fine_labels": names indexed by fine_label}."""
+    os.makedirs(dataset_dir, exist_ok=True)
+    with open(os.path.join(dataset_dir, LABEL_NAMES_FILE), "w", encoding="utf-8") as f:
+        json.dump({"labels": list(labels), "fine_labels": list(fine_labels)}, f, indent=1)
+
+
+def load_label_names(dataset_dir: str) -> dict[str, list[str]]:
+    with open(os.path.join(dataset_dir, LABEL_NAMES_FILE), encoding="utf-8") as f:
+        return json.load(f)

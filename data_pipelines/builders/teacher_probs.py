@@ -1,0 +1,59 @@
+"""Teacher probabilities added to a built data set later, as a parallel file keyed by example id.
+
+A data set is built once, before any teacher exists; the teacher's class probabilities for its images are
+written afterwards to <dataset_dir>/teacher_probs/<split>.npz (arrays "ids" and "probs", no pickle) and
+joined by id when the data set is read (input_pipeline). Rewriting the file replaces the teacher; the
+TFRecords are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+TEACHER_DIR = "teacher_probs"
+
+
+def teacher_probs_path(dataset_dir: str, split: str) -> str:
+    return os.path.join(dataset_dir, TEACHER_DIR, f"{split}.npz")
+
+
+def save_teacher_probs(dataset_dir: str, split: str, ids: np.ndarray, probs: np.ndarray) -> str:
+    """Writes ids [N] (str) and probs float32 [N, C] (rows are distributions) atomically; returns the path."""
+    ids = np.asarray([i.decode("utf-8") if isinstance(i, bytes) else str(i) for i in ids])
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 2 or probs.shape[0] != ids.shape[0]:
+        raise ValueError(
+            f"probs must be [N, C] with N = len(ids) = {ids.shape[0]}, got {probs.shape}"
+        )
+    if len(set(ids.tolist())) != ids.shape[0]:
+        raise ValueError("ids must be unique")
+    if not np.all(np.isfinite(probs)) or np.any(probs < 0):
+        raise ValueError("probs must be finite and non-negative")
+    if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError("each row of probs must sum to 1")
+    path = teacher_probs_path(dataset_dir, split)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = path + ".partial.npz"
+    np.savez(partial, ids=ids, probs=probs)
+    os.replace(partial, path)
+    return path
+
+
+def load_teacher_probs(dataset_dir: str, split: str) -> dict[str, np.ndarray] | None:
+    """{id: float32 [C]} for a split, or None when no teacher probabilities were saved."""
+    path = teacher_probs_path(dataset_dir, split)
+    if not os.path.isfile(path):
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return dict(zip(data["ids"].tolist(), data["probs"], strict=True))
+
+
+def lookup_teacher_probs(table: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
+    """float32 [N, C] for example ids [N] (str or bytes); KeyError naming the first id without one."""
+    keys = [i.decode("utf-8") if isinstance(i, bytes) else str(i) for i in ids]
+    missing = [k for k in keys if k not in table]
+    if missing:
+        raise KeyError(f"no teacher probabilities for {len(missing)} ids, e.g. {missing[0]!r}")
+    return np.stack([table[k] for k in keys]).astype(np.float32)

@@ -1,0 +1,113 @@
+"""TFDS builder of a folder of video files: every video gives frames_per_video image+sound pairs.
+
+The folder is config.folder, or the manual_dir of the download config. Labels (optional) are the names of
+the first-level subfolders (folder/<label>/clip.mp4). Whole videos go to train or test (never both), chosen
+by a stable hash of the relative path: test_fraction of them to test (the paper held out 15%).
+
+    config = VideoFolderConfig(name="myvideos", folder="/videos", spec=FeatureSpec(...))
+    VideoFolderDataset(data_dir="data", config=config).download_and_prepare()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from data_pipelines import video
+from data_pipelines.builders import features
+from data_pipelines.builders.base import AlignedBuilder, Example, SpecConfig
+from data_pipelines.builders.skips import RowError
+
+
+@dataclasses.dataclass(eq=False)
+class VideoFolderConfig(SpecConfig):
+    folder: str = ""
+    frames_per_video: int = 4
+    test_fraction: float = 0.15
+    labels_from_subfolders: bool = True
+
+
+def list_videos(folder: str) -> list[str]:
+    """Video files under folder (recursive), as sorted paths relative to it."""
+    found = []
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name.lower().endswith(video.VIDEO_SUFFIXES):
+                found.append(os.path.relpath(os.path.join(root, name), folder))
+    return sorted(found)
+
+
+def is_test_video(relative_path: str, test_fraction: float) -> bool:
+    digest = hashlib.sha256(relative_path.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < test_fraction
+
+
+class VideoFolderDataset(AlignedBuilder):
+    """Frames and the sound around them, from the user's videos."""
+
+    DESCRIPTION = "Frame + surrounding-audio pairs sampled from a folder of videos (ffmpeg)."
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+        config = self.builder_config
+        folder = config.folder or str(dl_manager.manual_dir)
+        if not folder or not os.path.isdir(folder):
+            raise FileNotFoundError(
+                f"video folder not found: {folder!r} (set config.folder or manual_dir)"
+            )
+        video.ffmpeg_binary()  # fail before any work when ffmpeg is missing
+        videos = list_videos(folder)
+        if not videos:
+            raise FileNotFoundError(
+                f"no video files ({', '.join(video.VIDEO_SUFFIXES)}) under {folder}"
+            )
+        names = {_label_of(v) for v in videos} if config.labels_from_subfolders else set()
+        labels = sorted(name for name in names if name is not None)
+        self._label_ids = {name: i for i, name in enumerate(labels)}
+        features.save_label_names(self.data_dir, labels, [])
+        by_split: dict[str, list[str]] = {"train": [], "test": []}
+        for v in videos:
+            by_split["test" if is_test_video(v, config.test_fraction) else "train"].append(v)
+        return {s: self._generate_examples(folder, s, vs) for s, vs in by_split.items() if vs}
+
+    def _generate_examples(
+        self, folder: str, split: str, videos: list[str]
+    ) -> Iterator[tuple[str, Example]]:
+        encoder = features.ExampleEncoder(self.spec, None)
+        config = self.builder_config
+
+        def rows() -> Iterator[Any]:
+            for relative in videos:
+                path = os.path.join(folder, relative)
+                label = self._label_ids.get(_label_of(relative) or "", -1)
+                try:
+                    pairs = video.sample_pairs(path, config.frames_per_video, self.spec.audio)
+                except ValueError as err:
+                    yield _raiser(RowError("unreadable_sound", path, str(err)))
+                    continue
+                for k, pair in enumerate(pairs):
+                    yield _encode_pair(encoder, f"{relative}#{k}", pair, label)
+
+        yield from self._keep_valid(split, rows())
+
+
+def _label_of(relative: str) -> str | None:
+    parts = relative.replace(os.sep, "/").split("/")
+    return parts[0] if len(parts) > 1 else None
+
+
+def _raiser(error: RowError):
+    def make() -> Example:
+        raise error
+
+    return make
+
+
+def _encode_pair(
+    encoder: features.ExampleEncoder, example_id: str, pair: video.FramePair, label: int
+):
+    return lambda: encoder.encode(example_id, image=pair.image, sound=pair.waveform, label=label)

@@ -1,0 +1,146 @@
+"""Sentences to word-vector sequences: tokenizer, word2vec vectors (loaded or trained), padding and mask.
+
+Out-of-vocabulary policy: words without a vector are dropped (not zero-filled), then the remaining words
+are truncated to max_words; a sentence left with no known word raises ValueError (a builder skips it).
+Word vectors are stored only in the word2vec formats (text or binary). gensim's own .model/.kv files are
+pickles and are refused: unpickling a file runs arbitrary code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import unicodedata
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from gensim.models import KeyedVectors, Word2Vec
+
+ACCEPTED_FORMATS = "word2vec text format (.txt/.vec) or word2vec binary format (.bin)"
+_PICKLE_SUFFIXES = (".model", ".kv", ".pkl", ".pickle", ".npy", ".npz")
+
+
+class NoKnownWordError(ValueError):
+    """No word of the caption has a vector."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+    """Sentence shape and, when vectors are trained, the word2vec settings (deterministic: one worker)."""
+
+    max_words: int = 12
+    word_dim: int = 32
+    window: int = 5
+    min_count: int = 1
+    epochs: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_words <= 0 or self.word_dim <= 0:
+            raise ValueError(f"invalid text config: {self}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The stored sentence shape [max_words, word_dim]."""
+        return (self.max_words, self.word_dim)
+
+    @classmethod
+    def paper(cls) -> TextConfig:
+        return cls(max_words=16, word_dim=300)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | Any) -> TextConfig:
+        """Builds from a ConfigDict or mapping (config.data.text); missing optional keys keep defaults."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        getter = cfg.get if isinstance(cfg, Mapping) else lambda k, d: getattr(cfg, k, d)
+        values = {name: getter(name, None) for name in names}
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased words: NFKC-normalized; anything but letters, marks and digits separates words."""
+    if not isinstance(text, str):
+        raise ValueError(f"a caption must be a str, got {type(text).__name__}")
+    normalized = unicodedata.normalize("NFKC", text).casefold()
+    kept = [ch if unicodedata.category(ch)[0] in "LMN" else " " for ch in normalized]
+    return "".join(kept).split()
+
+
+def train_word_vectors(sentences: Iterable[str], cfg: TextConfig) -> KeyedVectors:
+    """Trains word2vec (skip-gram) on tokenized sentences; same sentences + cfg give the same vectors."""
+    corpus = [words for words in (tokenize(s) for s in sentences) if words]
+    if not corpus:
+        raise ValueError("no words to train word vectors on")
+    model = Word2Vec(
+        sentences=corpus,
+        vector_size=cfg.word_dim,
+        window=cfg.window,
+        min_count=cfg.min_count,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        workers=1,
+        sg=1,
+    )
+    return model.wv
+
+
+def _looks_pickled(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # Pickle protocols 2-5 start with PROTO (0x80) then the protocol number.
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def load_word_vectors(path: str | os.PathLike) -> KeyedVectors:
+    """Loads word2vec vectors (text or binary format). Refuses pickle-based files with a ValueError."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"word vector file not found: {path}")
+    if path.endswith(_PICKLE_SUFFIXES) or _looks_pickled(path):
+        raise ValueError(
+            f"refusing to load {path}: it is (or may be) a pickle, and pickles are never loaded. "
+            f"Accepted: {ACCEPTED_FORMATS}. Convert with gensim: "
+            "KeyedVectors.load(p).save_word2vec_format(out, binary=True) in an environment you trust."
+        )
+    order = (True, False) if path.endswith(".bin") else (False, True)
+    errors = []
+    for binary in order:
+        try:
+            vectors = KeyedVectors.load_word2vec_format(path, binary=binary)
+        except (ValueError, UnicodeDecodeError, EOFError, IndexError) as err:
+            errors.append(f"{'binary' if binary else 'text'}: {err}")
+            continue
+        if len(vectors) == 0:
+            raise ValueError(f"word vector file {path} holds no words")
+        return vectors
+    raise ValueError(f"cannot read {path} as {ACCEPTED_FORMATS} ({'; '.join(errors)})")
+
+
+def save_word_vectors(vectors: KeyedVectors, path: str | os.PathLike, binary: bool = False) -> None:
+    """Writes vectors in word2vec format (text by default: portable and diff-able)."""
+    vectors.save_word2vec_format(os.fspath(path), binary=binary)
+
+
+def embed_sentence(
+    text: str, vectors: KeyedVectors, max_words: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A caption -> (float32 [max_words, D] word vectors, bool [max_words] mask), zero-padded.
+
+    Unknown words are dropped; ValueError if the caption is empty or has no known word.
+    """
+    words = tokenize(text)
+    if not words:
+        raise ValueError("caption is empty (no words)")
+    known = [w for w in words if w in vectors.key_to_index][:max_words]
+    if not known:
+        raise NoKnownWordError(
+            f"caption has no word with a vector (all {len(words)} out of vocabulary)"
+        )
+    out = np.zeros((max_words, vectors.vector_size), dtype=np.float32)
+    out[: len(known)] = np.stack([vectors[w] for w in known])
+    mask = np.zeros(max_words, dtype=bool)
+    mask[: len(known)] = True
+    if not np.all(np.isfinite(out)):
+        raise ValueError("word vectors hold non-finite values")
+    return out, mask

@@ -1,0 +1,100 @@
+"""orbax checkpoints of a TrainState plus JSON metadata (config, data position), restorable anywhere.
+
+Saves are asynchronous and atomic: orbax writes into a temporary directory and renames it on success, so
+an interrupted save is never listed as a step and `latest_step` always names a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+STATE = "state"
+META = "meta"
+
+
+class CheckpointMismatchError(ValueError):
+    """The workdir holds a checkpoint whose tree or shapes differ from the model being restored."""
+
+
+def make_manager(directory: str, keep: int = 3, async_save: bool = True) -> ocp.CheckpointManager:
+    """A CheckpointManager over `directory` keeping the last `keep` complete steps."""
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+    )
+    # Named handlers let a fresh manager read an existing checkpoint's metadata (the shape check).
+    handlers = {STATE: ocp.StandardCheckpointHandler(), META: ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(
+        os.path.abspath(directory), options=options, item_handlers=handlers
+    )
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:
+    """Starts saving `state` (any pytree of arrays) and JSON-able `meta` at `step`."""
+    manager.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+    )
+
+
+def _path_name(path: tuple) -> str:
+    """ "params/head/fc6/kernel": the same name whether a level is a dict key, attribute or index
+    (a saved dataclass comes back from metadata as a dict)."""
+    parts = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in path)
+    return "/".join(str(part) for part in parts)
+
+
+def _shapes(tree: Any) -> dict[str, tuple]:
+    leaves = jax.tree_util.tree_leaves_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))
+    return {_path_name(path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> None:
+    """Raises CheckpointMismatchError naming the first differing leaf, before anything is compiled."""
+    stored = manager.item_metadata(step)[STATE]
+    stored_tree = getattr(stored, "tree", stored)
+    stored_shapes = _shapes(stored_tree)
+    wanted = _shapes(abstract_state)
+    for name, shape in wanted.items():
+        if name not in stored_shapes:
+            raise CheckpointMismatchError(
+                f"checkpoint step {step} in {manager.directory} has no {name}: it was written by a "
+                "different model; use a new --workdir or the matching config"
+            )
+        if stored_shapes[name] != shape:
+            raise CheckpointMismatchError(
+                f"checkpoint step {step} in {manager.directory} stores {name} with shape "
+                f"{stored_shapes[name]}, the config builds {shape}: use a new --workdir or the "
+                "matching config"
+            )
+
+
+def replicated_abstract(tree: Any, mesh: Mesh) -> Any:
+    """ShapeDtypeStructs of `tree`, replicated over `mesh`: the target that restores on any devices."""
+    sharding = NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree
+    )
+
+
+def restore(
+    manager: ocp.CheckpointManager, abstract_state: Any, step: int | None = None
+) -> tuple[Any, dict]:
+    """Restores (state, meta) at `step` (default: the latest complete one) into `abstract_state`'s
+    shardings, so a checkpoint written on any number of devices loads on this mesh."""
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no complete checkpoint in {manager.directory}")
+    check_compatible(manager, step, abstract_state)
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+        ),
+    )
+    return restored[STATE], restored[META]

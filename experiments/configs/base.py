@@ -1,0 +1,101 @@
+"""Defaults shared by every experiment config; each config file changes what differs and locks it."""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Returns the unlocked default config; the fields document every knob of a run."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.builder = "world"  # world | manifest | video_folder | coco
+    c.data.builder_config = "default"  # world: small | default | full
+    c.data.data_dir = "data/tfds"  # where TFDS builds and reads the data set
+    c.data.source = ""  # manifest folder, video folder or COCO folder (not used by the world)
+    c.data.image_size = 40
+    c.data.audio = ml_collections.ConfigDict(
+        dict(sample_rate=8000, n_fft=128, hop_length=125, clip_seconds=1.0, time_steps=64)
+    )
+    c.data.text = ml_collections.ConfigDict(
+        dict(max_words=16, word_dim=32, word2vec_path="", background_sentences=20000)
+    )
+    c.data.shuffle_buffer = 10_000
+    c.data.strict = False  # True: stop at the first bad input row instead of skipping it
+
+    c.model = ml_collections.ConfigDict()
+    c.model.dtype = "float32"
+    c.model.tower_dim = 256
+    c.model.fc_dims = (256, 256)
+    c.model.num_classes = 48
+    c.model.vision = ml_collections.ConfigDict(
+        dict(
+            image_size=40,
+            channels=(32, 64, 96, 96, 64),
+            kernels=(5, 3, 3, 3, 3),
+            strides=(2, 1, 1, 1, 1),
+            pool="maxmean",
+        )
+    )
+    c.model.sound = ml_collections.ConfigDict(
+        dict(
+            time_steps=64,
+            freq_bins=65,
+            channels=(64, 128, 128, 256),
+            kernels=(5, 5, 3, 3),
+            strides=(2, 2, 1, 1),
+        )
+    )
+    c.model.text = ml_collections.ConfigDict(
+        dict(max_words=16, word_dim=32, channels=(64, 128, 128, 256), kernels=(3, 3, 3, 3))
+    )
+
+    c.teacher = ml_collections.ConfigDict(
+        dict(
+            image_size=40,
+            channels=(32, 64, 96, 96, 64),
+            kernels=(5, 3, 3, 3, 3),
+            strides=(2, 1, 1, 1, 1),
+            pool="maxmean",
+            hidden=(256, 256),
+            num_classes=48,
+            # "train": fit on the data set's fine labels; "torchvision": convert a state_dict file;
+            # "checkpoint": restore a teacher checkpoint directory.
+            source="train",
+            path="",
+            total_steps=1500,
+            batch_size=128,
+            learning_rate=2e-3,
+            precompute=False,  # write teacher_probs beside the data set after train/import
+        )
+    )
+
+    c.loss = ml_collections.ConfigDict(
+        dict(
+            objective="both",  # transfer | ranking | both
+            kl_weight=1.0,
+            ranking_weight=0.3,
+            margin=0.2,
+            layers=("fc7",),
+            ranking_kind="hinge",  # hinge (the paper) | infonce
+            temperature=0.1,
+            skip_nonfinite=False,
+        )
+    )
+
+    c.optimizer = ml_collections.ConfigDict(
+        dict(learning_rate=2e-3, warmup_steps=100, weight_decay=1e-4, grad_clip=5.0)
+    )
+    c.batch_size = 64  # global, per pair type: each step sees this many image+sound and image+text
+    c.total_steps = 2000
+    c.halt_at_step = (
+        0  # stop here with a checkpoint, as a preemption would (resume by rerunning); 0 = never
+    )
+    c.log_every = 50
+    c.checkpoint_every = 500
+    c.keep_checkpoints = 3
+    c.eval_every = 1000  # validation median rank; 0 disables
+    c.eval_items = 1000
+    c.eval_chunk = 1000
+    c.eval_layers = ("fc7",)
+    return c

@@ -1,0 +1,166 @@
+"""The image teacher: train it on fine labels, import torchvision's AlexNet, restore it, and write its
+class probabilities into a built data set so student training never runs it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from alignment import parallel
+from alignment.models import Teacher, create_teacher
+from data_pipelines import input_pipeline
+from data_pipelines.builders.teacher_probs import save_teacher_probs
+from experiments import checkpointing
+from experiments.progress import Progress
+
+TEACHER_SUBDIR = "teacher"
+
+
+def teacher_dir(config: Any, workdir: str) -> str:
+    """Where the teacher checkpoint lives: config.teacher.path, else <workdir>/teacher."""
+    if config.teacher.source == "checkpoint" and config.teacher.path:
+        return config.teacher.path
+    return os.path.join(workdir, TEACHER_SUBDIR)
+
+
+def init_teacher_params(teacher: Teacher, rng: jax.Array, mesh) -> Any:
+    """Replicated float32 parameters built on the mesh (eval_shape + jitted init)."""
+
+    def init(rng):
+        return teacher.init(rng, teacher.example_inputs())["params"]
+
+    abstract = jax.eval_shape(init, rng)
+    sharding = jax.tree.map(lambda _: parallel.replicated(mesh), abstract)
+    return jax.jit(init, out_shardings=sharding)(rng)
+
+
+def _flip_half(images: jax.Array, rng: jax.Array) -> jax.Array:
+    """Random horizontal flips: the world's and ImageNet's labels are mirror-invariant."""
+    flip = jax.random.bernoulli(rng, 0.5, (images.shape[0], 1, 1, 1))
+    return jnp.where(flip, images[:, :, ::-1], images)
+
+
+def train_teacher(config: Any, builder, mesh) -> tuple[Teacher, Any, dict[str, float]]:
+    """Fits the teacher to the fine labels of the train split's images; returns (module, params, metrics).
+
+    metrics: train and test top-1 accuracy on the fine classes.
+    """
+    cfg = config.teacher
+    teacher = create_teacher(cfg)
+    train = input_pipeline.load_split(builder, "train", ("image", "has_image", "fine_label"))
+    keep = train["has_image"] & (train["fine_label"] >= 0)
+    images, labels = train["image"][keep], train["fine_label"][keep].astype(np.int32)
+    if not len(images):
+        raise ValueError("the train split has no image with a fine_label to train the teacher on")
+    if labels.max() >= cfg.num_classes:
+        raise ValueError(
+            f"fine labels reach {labels.max()} but config.teacher.num_classes={cfg.num_classes}"
+        )
+    rng = jax.random.PRNGKey(config.seed)
+    params = init_teacher_params(teacher, rng, mesh)
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, cfg.learning_rate, min(100, cfg.total_steps // 10 + 1), cfg.total_steps
+    )
+    optimizer = optax.adamw(schedule, weight_decay=1e-4)
+    opt_state = jax.jit(optimizer.init)(params)
+    batch_sharding = NamedSharding(mesh, PartitionSpec(parallel.AXIS))
+
+    def loss_fn(params, images, labels, rng):
+        logits = teacher.apply(
+            {"params": params}, _flip_half(images, rng), train=True, rngs={"dropout": rng}
+        )
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    @jax.jit
+    def step(params, opt_state, images, labels, rng):
+        loss, grads = jax.value_and_grad(loss_fn)(params, images, labels, rng)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    order = np.random.default_rng(config.seed)
+    progress = Progress("teacher", cfg.total_steps, examples_per_step=cfg.batch_size)
+    losses = []
+    for i in range(cfg.total_steps):
+        rows = order.integers(0, len(images), cfg.batch_size)
+        batch = [jax.device_put(x, batch_sharding) for x in (images[rows], labels[rows])]
+        params, opt_state, loss = step(params, opt_state, *batch, jax.random.fold_in(rng, i))
+        losses.append(loss)
+        if (i + 1) % max(1, cfg.total_steps // 10) == 0 or i + 1 == cfg.total_steps:
+            progress.update(i + 1, {"loss": float(np.mean(jax.device_get(losses)))})
+            losses = []
+    metrics = {"train_top1": accuracy(teacher, params, images[:5000], labels[:5000], mesh)}
+    test = input_pipeline.load_split(builder, "test", ("image", "fine_label"))
+    if len(test["image"]):
+        metrics["test_top1"] = accuracy(teacher, params, test["image"], test["fine_label"], mesh)
+    return teacher, params, metrics
+
+
+def predict_probs(
+    teacher: Teacher, params: Any, images: np.ndarray, mesh, batch: int = 512
+) -> np.ndarray:
+    """Softmax of the teacher on uint8 images [N, H, W, 3] -> float32 [N, num_classes]."""
+    batch -= batch % jax.device_count()
+    apply = jax.jit(lambda p, x: jax.nn.softmax(teacher.apply({"params": p}, x)))
+    sharding = NamedSharding(mesh, PartitionSpec(parallel.AXIS))
+    out = []
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        padded = np.concatenate(
+            [chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), chunk.dtype)]
+        )
+        probs = apply(params, jax.device_put(padded, sharding))
+        out.append(np.asarray(jax.device_get(probs))[: len(chunk)])
+    return np.concatenate(out) if out else np.zeros((0, teacher.num_classes), np.float32)
+
+
+def accuracy(teacher: Teacher, params: Any, images: np.ndarray, labels: np.ndarray, mesh) -> float:
+    probs = predict_probs(teacher, params, images, mesh)
+    return float(np.mean(probs.argmax(-1) == labels))
+
+
+def save_teacher(directory: str, params: Any, meta: dict) -> None:
+    manager = checkpointing.make_manager(directory, keep=1, async_save=False)
+    checkpointing.save(manager, 0, params, meta)
+    manager.wait_until_finished()
+
+
+def restore_teacher(config: Any, directory: str, mesh) -> tuple[Teacher, Any]:
+    """The teacher module of config.teacher and its parameters from `directory`; checks the classes."""
+    teacher = create_teacher(config.teacher)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"no teacher checkpoint at {directory}: train one with `python -m experiments.train_teacher "
+            "--config=<config> --workdir=<workdir>` or set --config.teacher.path"
+        )
+    abstract = jax.eval_shape(
+        lambda: teacher.init(jax.random.PRNGKey(0), teacher.example_inputs())["params"]
+    )
+    manager = checkpointing.make_manager(directory, keep=1, async_save=False)
+    params, _ = checkpointing.restore(manager, checkpointing.replicated_abstract(abstract, mesh))
+    return teacher, params
+
+
+def check_teacher_classes(config: Any) -> None:
+    """The students' logits are matched to the teacher's distribution: their widths must agree."""
+    if config.teacher.num_classes != config.model.num_classes:
+        raise ValueError(
+            f"the teacher has {config.teacher.num_classes} classes but the shared head predicts "
+            f"{config.model.num_classes}: set --config.model.num_classes={config.teacher.num_classes}"
+        )
+
+
+def precompute_teacher_probs(
+    teacher: Teacher, params: Any, builder, mesh, splits: tuple[str, ...] = ("train",)
+) -> None:
+    """Writes the teacher's probabilities for every image row of `splits` beside the data set."""
+    for split in splits:
+        rows = input_pipeline.load_split(builder, split, ("id", "image"))
+        probs = predict_probs(teacher, params, rows["image"], mesh)
+        path = save_teacher_probs(os.fspath(builder.data_dir), split, rows["id"], probs)
+        print(f"teacher: wrote {len(probs)} distributions to {path}")

@@ -1,0 +1,264 @@
+"""The student training loop: both pair streams each step, orbax checkpoints with exact resume, logging,
+periodic validation retrieval, and a guard against non-finite steps."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from alignment import parallel, retrieval
+from alignment.models import create_model, init_params
+from alignment.train_state import TrainState
+from data_pipelines import input_pipeline
+from data_pipelines.builders.teacher_probs import teacher_probs_path
+from experiments import checkpointing, data, teacher
+from experiments.embedding import embed_modality
+from experiments.progress import Progress, ScalarWriter
+from experiments.workdir_lock import WorkdirLock
+
+CHECKPOINT_SUBDIR = "checkpoints"
+VALIDATION_DIRECTIONS = (("image", "sound"), ("image", "text"), ("text", "sound"))
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training step produced a non-finite loss or gradient."""
+
+
+def make_optimizer(opt_cfg: Any, total_steps: int) -> optax.GradientTransformation:
+    """AdamW with linear warm-up and cosine decay, after global-norm gradient clipping."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0,
+        opt_cfg.learning_rate,
+        min(opt_cfg.warmup_steps, max(total_steps - 1, 1)),
+        max(total_steps, 2),
+        end_value=opt_cfg.learning_rate * 0.01,
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(opt_cfg.grad_clip),
+        optax.adamw(schedule, weight_decay=opt_cfg.weight_decay),
+    )
+
+
+def _example_batch(config: Any) -> dict[str, dict[str, jax.ShapeDtypeStruct]]:
+    m = config.model
+    size = m.vision.image_size
+    return {
+        "image_sound": {
+            "image": jax.ShapeDtypeStruct((1, size, size, 3), np.uint8),
+            "sound": jax.ShapeDtypeStruct((1, m.sound.time_steps, m.sound.freq_bins), np.float32),
+        },
+        "image_text": {
+            "image": jax.ShapeDtypeStruct((1, size, size, 3), np.uint8),
+            "text": jax.ShapeDtypeStruct((1, m.text.max_words, m.text.word_dim), np.float32),
+            "text_mask": jax.ShapeDtypeStruct((1, m.text.max_words), np.bool_),
+        },
+    }
+
+
+def abstract_train_state(model, optimizer) -> TrainState:
+    """Shapes and dtypes of the TrainState (nothing allocated): the restore target and shape check."""
+
+    def init():
+        params = init_params(model, jax.random.PRNGKey(0))
+        return TrainState(
+            step=np.zeros((), np.int32),
+            params=params,
+            opt_state=optimizer.init(params),
+            rng=jax.random.PRNGKey(0),
+            nonfinite_count=np.zeros((), np.int32),
+        )
+
+    return jax.eval_shape(init)
+
+
+def check_config(config: Any) -> None:
+    """Cross-field checks that would otherwise fail deep inside compilation."""
+    teacher.check_teacher_classes(config)
+    m, d = config.model, config.data
+    pairs = [
+        ("model.vision.image_size", m.vision.image_size, "data.image_size", d.image_size),
+        ("model.sound.time_steps", m.sound.time_steps, "data.audio.time_steps", d.audio.time_steps),
+        (
+            "model.sound.freq_bins",
+            m.sound.freq_bins,
+            "data.audio.n_fft // 2 + 1",
+            d.audio.n_fft // 2 + 1,
+        ),
+        ("model.text.max_words", m.text.max_words, "data.text.max_words", d.text.max_words),
+        ("model.text.word_dim", m.text.word_dim, "data.text.word_dim", d.text.word_dim),
+    ]
+    for a, va, b, vb in pairs:
+        if va != vb:
+            raise ValueError(
+                f"config.{a}={va} but config.{b}={vb}: the model must take the stored shapes"
+            )
+    if config.batch_size % jax.device_count():
+        raise ValueError(
+            f"config.batch_size={config.batch_size} must be a multiple of the {jax.device_count()} devices"
+        )
+
+
+def validate(config, model, params, builder, mesh, embed_fn) -> dict[str, float]:
+    """Median rank of the true match among config.eval_items validation (else test) triplets."""
+    split = "validation" if "validation" in builder.info.splits else "test"
+    arrays = input_pipeline.load_split(builder, split, ("image", "sound", "text", "text_mask"))
+    arrays = {k: v[: config.eval_items] for k, v in arrays.items()}
+    batch = max(jax.device_count(), 256 - 256 % jax.device_count())
+    layer = config.eval_layers[0]
+    reps = {
+        modality: embed_modality(embed_fn, params, arrays, modality, [layer], batch)[layer]
+        for modality in ("image", "sound", "text")
+    }
+    chunk = min(config.eval_chunk, len(arrays["image"]))
+    return {
+        f"val/{a[:3]}_{b[:3]}_median_rank": float(
+            retrieval.paper_median_rank(reps[a], reps[b], chunk)
+        )
+        for a, b in VALIDATION_DIRECTIONS
+    }
+
+
+def _raise_nonfinite(step: int, metrics: dict[str, float]) -> None:
+    terms = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "finite")
+    raise NonFiniteLossError(
+        f"step {step}: non-finite loss or gradient ({terms}); the state was left unchanged and the "
+        "last checkpoint is intact. Lower the learning rate, or set --config.loss.skip_nonfinite=True "
+        "to skip such steps."
+    )
+
+
+class _MetricsBuffer:
+    """Device-side metrics of the steps since the last flush; fetched in one transfer on log steps."""
+
+    def __init__(self):
+        self._steps: list[int] = []
+        self._metrics: list[dict[str, jax.Array]] = []
+
+    def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
+        self._steps.append(step)
+        self._metrics.append(metrics)
+
+    def flush(self, skip_nonfinite: bool) -> tuple[dict[str, float], int]:
+        """Mean of the finite steps' metrics and the count of non-finite ones; raises on a non-finite
+        step unless skipping is allowed."""
+        host = jax.device_get(self._metrics)
+        steps, self._steps, self._metrics = self._steps, [], []
+        finite = [m for m in host if m["finite"] > 0]
+        bad = [(s, m) for s, m in zip(steps, host, strict=True) if m["finite"] <= 0]
+        if bad and not skip_nonfinite:
+            _raise_nonfinite(bad[0][0], {k: float(v) for k, v in bad[0][1].items()})
+        keys = host[0].keys() if host else ()
+        means = {
+            k: float(np.mean([m[k] for m in finite])) for k in keys if finite and k != "finite"
+        }
+        return means, len(bad)
+
+
+def train(config: Any, workdir: str) -> TrainState:
+    """Trains the students of `config` in `workdir`, resuming from its latest complete checkpoint.
+
+    Process 0 holds the workdir's lock for the whole run, so a second run on the same workdir stops at
+    once. Returns the final TrainState (replicated over all devices).
+    """
+    check_config(config)
+    if jax.process_index() != 0:
+        return _train(config, workdir)
+    with WorkdirLock(workdir):
+        return _train(config, workdir)
+
+
+def _train(config: Any, workdir: str) -> TrainState:
+    mesh = parallel.make_mesh()
+    builder = data.open_built(config.data)
+    model = create_model(config.model)
+    optimizer = make_optimizer(config.optimizer, config.total_steps)
+
+    needs_teacher = config.loss.objective in ("transfer", "both")
+    has_probs = needs_teacher and _has_teacher_probs(builder)
+    teacher_module = teacher_params = None
+    if needs_teacher and not has_probs:
+        teacher_module, teacher_params = teacher.restore_teacher(
+            config, teacher.teacher_dir(config, workdir), mesh
+        )
+
+    manager = checkpointing.make_manager(
+        os.path.join(workdir, CHECKPOINT_SUBDIR), keep=config.keep_checkpoints
+    )
+    abstract = abstract_train_state(model, optimizer)
+    latest = manager.latest_step()
+    if latest is not None:
+        state, meta = checkpointing.restore(
+            manager, checkpointing.replicated_abstract(abstract, mesh), latest
+        )
+        print(f"train: resumed from step {latest} in {manager.directory}", flush=True)
+    else:
+        state = parallel.create_train_state(
+            model, optimizer, jax.random.PRNGKey(config.seed), _example_batch(config), mesh
+        )
+    start = int(jax.device_get(state.step))
+    if start >= config.total_steps:
+        manager.close()
+        return state
+
+    step_fn = parallel.make_train_step(model, optimizer, config.loss, mesh, teacher_module)
+    embed_fn = parallel.make_embed_fn(model, mesh)
+    batches = input_pipeline.train_batches(
+        builder,
+        config.batch_size,
+        seed=config.seed,
+        start_step=start,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    writer = ScalarWriter(workdir)
+    progress = Progress("train", config.total_steps, start, examples_per_step=2 * config.batch_size)
+    buffer = _MetricsBuffer()
+    skipped = int(jax.device_get(state.nonfinite_count))
+    meta = {"config": json.loads(config.to_json_best_effort())}
+    for step in range(start, config.total_steps):
+        batch = parallel.shard_batch(next(batches), mesh)
+        state, metrics = step_fn(state, batch, teacher_params)
+        buffer.add(step, metrics)
+        done = step + 1
+        last = done == config.total_steps
+        halt = done == config.halt_at_step
+        save_now = done % config.checkpoint_every == 0 or last or halt
+        # Metrics are fetched (one host sync) only on log steps and before every save, so a
+        # non-finite step is reported before anything after it could be written.
+        if done % config.log_every == 0 or save_now:
+            means, bad = buffer.flush(config.loss.skip_nonfinite)
+            skipped += bad
+            rates = progress.update(done, {k: v for k, v in means.items() if k != "grad_norm"})
+            writer.write(done, {**means, **rates, "skipped_steps": skipped})
+        # Validation embeds host-local arrays, so it runs in single-process jobs only.
+        if (
+            config.eval_every
+            and jax.process_count() == 1
+            and (done % config.eval_every == 0 or last)
+        ):
+            scores = validate(config, model, state.params, builder, mesh, embed_fn)
+            writer.write(done, scores)
+            if jax.process_index() == 0:
+                print(
+                    "validate " + " | ".join(f"{k} {v:.1f}" for k, v in scores.items()), flush=True
+                )
+        if save_now:
+            checkpointing.save(manager, done, state, {**meta, "data_position": done})
+        if halt:
+            print(f"train: halted at step {done}; rerun the same command to resume", flush=True)
+            break
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+    return state
+
+
+def _has_teacher_probs(builder) -> bool:
+    return "teacher_probs" in builder.info.features or os.path.isfile(
+        teacher_probs_path(os.fspath(builder.data_dir), "train")
+    )

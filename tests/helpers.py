@@ -1,0 +1,109 @@
+"""Shared by the experiment tests: tiny configs, the tiny world, subprocess runs with fake devices."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import jax
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = "experiments/configs/tiny.py"
+
+
+def tiny_config(data_dir: str, teacher_dir: str, **overrides: Any):
+    """The tiny config reading `data_dir` and the teacher checkpoint in `teacher_dir`; overrides use
+    dotted keys, e.g. tiny_config(d, t, **{"loss.objective": "ranking"})."""
+    from experiments.configs import tiny
+
+    config = tiny.get_config()
+    for key, value in {
+        "data.data_dir": data_dir,
+        "teacher.source": "checkpoint",
+        "teacher.path": teacher_dir,
+        **overrides,
+    }.items():
+        *parents, leaf = key.split(".")
+        target = config
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return config
+
+
+def config_flags(data_dir: str, teacher_dir: str, **overrides: Any) -> list[str]:
+    """The same as tiny_config, as command-line flags."""
+    values = {
+        "data.data_dir": data_dir,
+        "teacher.source": "checkpoint",
+        "teacher.path": teacher_dir,
+        **overrides,
+    }
+    return [f"--config={TINY}"] + [f"--config.{k}={v}" for k, v in values.items()]
+
+
+def build_tiny_world(root: str) -> tuple[str, str]:
+    from alignment import parallel
+    from experiments import data, teacher
+
+    data_dir, teacher_dir = os.path.join(root, "data"), os.path.join(root, "teacher")
+    config = tiny_config(data_dir, teacher_dir)
+    builder = data.build(config.data)
+    _, params, _ = teacher.train_teacher(config, builder, parallel.make_mesh())
+    teacher.save_teacher(teacher_dir, params, {})
+    return data_dir, teacher_dir
+
+
+def python_module(module: str, *args: str, devices: int = 8) -> list[str]:
+    del devices
+    return [sys.executable, "-m", module, *args]
+
+
+def subprocess_env(devices: int = 8) -> dict[str, str]:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def run_module(module: str, *args: str, devices: int = 8, timeout: int = 300):
+    """Runs `python -m module args` in the repo with `devices` fake CPU devices."""
+    return subprocess.run(
+        python_module(module, *args),
+        cwd=ROOT,
+        env=subprocess_env(devices),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def restore_params(workdir: str, config, devices=None, step: int | None = None):
+    """The parameters saved in `workdir` (latest step by default), restored onto `devices`."""
+    from alignment import parallel
+    from alignment.models import create_model
+    from experiments import checkpointing, trainer
+
+    mesh = parallel.make_mesh(devices)
+    model = create_model(config.model)
+    optimizer = trainer.make_optimizer(config.optimizer, config.total_steps)
+    abstract = trainer.abstract_train_state(model, optimizer)
+    manager = checkpointing.make_manager(os.path.join(workdir, trainer.CHECKPOINT_SUBDIR))
+    state, meta = checkpointing.restore(
+        manager, checkpointing.replicated_abstract(abstract, mesh), step
+    )
+    manager.close()
+    return state, meta
+
+
+def assert_trees_equal(a, b, rtol: float = 0.0) -> None:
+    leaves_a, leaves_b = jax.tree.leaves(jax.device_get(a)), jax.tree.leaves(jax.device_get(b))
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        if rtol:
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=1e-7)
+        else:
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -1,0 +1,110 @@
+"""Input pipeline: contract layout, per-host shards covering every row once, resume, eval padding."""
+
+import itertools
+import shutil
+
+import numpy as np
+import pytest
+
+from data_pipelines import input_pipeline as ip
+from data_pipelines.builders import teacher_probs
+from data_pipelines.builders.world import WorldBuilderConfig, WorldDataset
+from data_pipelines.world import WorldConfig
+
+WORLD = WorldConfig.small(num_train_sound=24, num_train_text=20, num_validation=4, num_test=11)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    config = WorldBuilderConfig.make("tiny", WORLD, background_sentences=200)
+    builder = WorldDataset(data_dir=str(tmp_path_factory.mktemp("data")), config=config)
+    builder.download_and_prepare()
+    return builder.data_dir
+
+
+def _take(iterator, n):
+    return list(itertools.islice(iterator, n))
+
+
+def test_training_batches_follow_the_contract_layout(data_dir):
+    batch = next(ip.train_batches(data_dir, 8, seed=0))
+    assert set(batch) == {"image_sound", "image_text"}
+    pair = batch["image_sound"]
+    assert pair["image"].shape == (8, 40, 40, 3) and pair["image"].dtype == np.uint8
+    assert pair["sound"].shape == (8, 64, 65) and pair["sound"].dtype == np.float32
+    pair = batch["image_text"]
+    assert pair["text"].shape == (8, 12, 32) and pair["text_mask"].shape == (8, 12)
+    assert pair["text_mask"].dtype == bool and "teacher_probs" not in pair
+
+
+def _same(a, b):
+    return all(np.array_equal(a[s][k], b[s][k]) for s in a for k in a[s])
+
+
+def test_resume_continues_exactly_across_epochs(data_dir):
+    full = _take(ip.train_batches(data_dir, 8, seed=3), 10)  # 3 image_sound steps per epoch
+    resumed = _take(ip.train_batches(data_dir, 8, seed=3, start_step=5), 5)
+    assert all(_same(a, b) for a, b in zip(full[5:], resumed, strict=True))
+    other_seed = next(ip.train_batches(data_dir, 8, seed=4))
+    assert not _same(full[0], other_seed)
+    assert not _same(full[0], full[3])  # a new epoch draws a new order
+
+
+def test_an_epoch_visits_distinct_rows(data_dir):
+    arrays, size = ip.load_stream(data_dir, "image_sound", with_ids=True)
+    sampler = ip._StreamSampler(arrays, size, host_batch=8, seed=0, stream_id=0, process_count=1)
+    ids = np.concatenate([sampler.batch(step)["id"] for step in range(sampler.steps_per_epoch)])
+    assert len(ids) == 24 and len(set(ids.tolist())) == 24
+
+
+@pytest.mark.parametrize("hosts", [2, 3])
+def test_host_shards_cover_every_row_exactly_once(data_dir, hosts):
+    for stream, expected in (("image_sound", 24), ("image_text", 20)):
+        shards = [ip.load_stream(data_dir, stream, process_index=p, process_count=hosts, with_ids=True)
+                  for p in range(hosts)]  # fmt: skip
+        ids = np.concatenate([arrays["id"] for arrays, _ in shards]).tolist()
+        assert len(ids) == expected and len(set(ids)) == expected
+        assert {size for _, size in shards} == {expected}
+    per_host = [
+        next(ip.train_batches(data_dir, 8, process_index=p, process_count=2)) for p in range(2)
+    ]
+    assert all(b["image_text"]["image"].shape[0] == 4 for b in per_host)
+    with pytest.raises(ValueError, match="divisible"):
+        next(ip.train_batches(data_dir, 9, process_count=2))
+
+
+@pytest.mark.parametrize("hosts", [1, 2, 3])
+def test_eval_batches_are_padded_and_lose_nothing(data_dir, hosts):
+    seen = []
+    counts = []
+    for p in range(hosts):
+        batches = list(ip.eval_batches(data_dir, "test", 6, features=("id", "sound", "label"),
+                                       process_index=p, process_count=hosts))  # fmt: skip
+        counts.append(len(batches))
+        for b in batches:
+            assert b["sound"].shape == (6 // hosts, 64, 65) and b["mask"].dtype == bool
+            assert not b["sound"][~b["mask"]].any()
+            seen += b["id"][b["mask"]].tolist()
+    assert len(set(counts)) == 1 and counts[0] == ip.num_eval_batches(data_dir, "test", 6, hosts)
+    assert len(seen) == 11 and len(set(seen)) == 11
+
+
+def test_load_split_reads_everything(data_dir):
+    split = ip.load_split(data_dir, "test")
+    assert split["image"].shape == (11, 40, 40, 3) and split["has_text"].all()
+    assert split["id"].shape == (11,) and (split["label"] >= 0).all()
+
+
+def test_teacher_probs_added_later_are_joined_by_id(data_dir, tmp_path):
+    copy = str(tmp_path / "copy")
+    shutil.copytree(data_dir, copy)
+    ids = ip.load_split(copy, "train", features=["id"])["id"]
+    probs = np.random.default_rng(0).dirichlet(np.ones(5), size=len(ids)).astype(np.float32)
+    teacher_probs.save_teacher_probs(copy, "train", ids, probs)
+    arrays, _ = ip.load_stream(copy, "image_text", with_ids=True)
+    lookup = dict(zip(ids.tolist(), probs, strict=True))
+    assert np.allclose(
+        arrays["teacher_probs"], np.stack([lookup[i] for i in arrays["id"].tolist()])
+    )
+    batch = next(ip.train_batches(copy, 4, seed=0))
+    assert batch["image_sound"]["teacher_probs"].shape == (4, 5)

@@ -1,0 +1,270 @@
+"""The towers, shared head and teacher: shapes (paper scale, without allocating), padding invariance,
+input normalization, dtypes and finite gradients."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from alignment import models
+from alignment.models.vision import adaptive_avg_pool
+from alignment.parallel import init_compiler_options
+
+
+def _model_config(**overrides) -> ml_collections.ConfigDict:
+    """A tiny model: 24x24 images, 16x9 spectrograms, 6 words of 5-d vectors, 16-d everywhere."""
+    cfg = dict(
+        dtype="float32",
+        tower_dim=16,
+        fc_dims=(16, 16),
+        num_classes=7,
+        vision=dict(
+            image_size=24,
+            channels=(4, 8, 8, 8, 8),
+            kernels=(5, 3, 3, 3, 3),
+            strides=(2, 1, 1, 1, 1),
+            pool="maxmean",
+        ),
+        sound=dict(
+            time_steps=16,
+            freq_bins=9,
+            channels=(8, 8, 8, 8),
+            kernels=(3, 3, 3, 3),
+            strides=(1, 2, 1, 1),
+        ),
+        text=dict(max_words=6, word_dim=5, channels=(8, 8, 8, 8), kernels=(3, 3, 2, 3)),
+    )
+    cfg.update(overrides)
+    return ml_collections.ConfigDict(cfg)
+
+
+def _paper_config() -> ml_collections.ConfigDict:
+    """The paper's scale. Sound and text conv widths/kernels/strides are ours (the paper gives none):
+    sound channels (256, 512, 1024, 1024), kernels (11, 5, 3, 3), strides (2, 2, 2, 1);
+    text channels (512, 512, 1024, 1024), kernels (3, 3, 3, 3)."""
+    return _model_config(
+        dtype="bfloat16",
+        tower_dim=4096,
+        fc_dims=(4096, 4096),
+        num_classes=1000,
+        vision=dict(
+            image_size=227,
+            channels=(96, 256, 384, 384, 256),
+            kernels=(11, 5, 3, 3, 3),
+            strides=(4, 1, 1, 1, 1),
+            pool="flatten",
+        ),
+        sound=dict(
+            time_steps=500,
+            freq_bins=257,
+            channels=(256, 512, 1024, 1024),
+            kernels=(11, 5, 3, 3),
+            strides=(2, 2, 2, 1),
+        ),
+        text=dict(
+            max_words=16, word_dim=300, channels=(512, 512, 1024, 1024), kernels=(3, 3, 3, 3)
+        ),
+    )
+
+
+def _conv(kernel_area: int, fan_in: int, fan_out: int) -> int:
+    return kernel_area * fan_in * fan_out + fan_out
+
+
+def _count(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_paper_configuration_shapes_and_parameter_count():
+    model = models.create_model(_paper_config())
+    params = jax.eval_shape(lambda: models.init_params(model, jax.random.key(0)))
+    vision = (
+        _conv(121, 3, 96)
+        + _conv(25, 96, 256)
+        + _conv(9, 256, 384)
+        + _conv(9, 384, 384)
+        + _conv(9, 384, 256)
+        + _conv(1, 6 * 6 * 256, 4096)  # pool5 of a 227x227 image is 6x6x256
+    )
+    sound = (
+        _conv(11, 257, 256)
+        + _conv(5, 256, 512)
+        + _conv(3, 512, 1024)
+        + _conv(3, 1024, 1024)
+        + _conv(1, 1024, 4096)
+    )
+    text = (
+        _conv(3, 300, 512)
+        + _conv(3, 512, 512)
+        + _conv(3, 512, 1024)
+        + _conv(3, 1024, 1024)
+        + _conv(1, 1024, 4096)
+    )
+    head = _conv(1, 4096, 4096) * 2 + _conv(1, 4096, 1000)
+    counts = {
+        name: _count(params[key])
+        for name, key in [
+            ("vision", "vision"),
+            ("sound", "sound"),
+            ("text", "text"),
+            ("head", "head"),
+        ]
+    }
+    assert counts == {"vision": vision, "sound": sound, "text": text, "head": head}
+    print(f"paper configuration: {_count(params):,} parameters {counts}")
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
+
+    inputs = {
+        "image": jax.ShapeDtypeStruct((2, 227, 227, 3), jnp.uint8),
+        "sound": jax.ShapeDtypeStruct((2, 500, 257), jnp.float32),
+        "text": jax.ShapeDtypeStruct((2, 16, 300), jnp.float32),
+    }
+    for modality, x in inputs.items():
+        out = jax.eval_shape(lambda p, x, m=modality: model.apply({"params": p}, x, m), params, x)
+        assert {k: (v.shape, v.dtype) for k, v in out.items()} == {
+            "tower": ((2, 4096), jnp.float32),
+            "fc6": ((2, 4096), jnp.float32),
+            "fc7": ((2, 4096), jnp.float32),
+            "logits": ((2, 1000), jnp.float32),
+        }
+
+
+TORCHVISION_ALEXNET = {  # state_dict weight shapes of torchvision.models.alexnet()
+    "features.0": (64, 3, 11, 11),
+    "features.3": (192, 64, 5, 5),
+    "features.6": (384, 192, 3, 3),
+    "features.8": (256, 384, 3, 3),
+    "features.10": (256, 256, 3, 3),
+    "classifier.1": (4096, 9216),
+    "classifier.4": (4096, 4096),
+    "classifier.6": (1000, 4096),
+}
+
+
+def test_teacher_has_torchvision_alexnet_layout():
+    cfg = ml_collections.ConfigDict(
+        dict(
+            image_size=224,
+            channels=(64, 192, 384, 256, 256),
+            kernels=(11, 5, 3, 3, 3),
+            strides=(4, 1, 1, 1, 1),
+            pool="flatten",
+            hidden=(4096, 4096),
+            num_classes=1000,
+        )
+    )
+    teacher = models.create_teacher(cfg)
+    params = jax.eval_shape(
+        lambda: teacher.init(jax.random.key(0), teacher.example_inputs())["params"]
+    )
+    ours = {
+        "features.0": params["features"]["conv1"]["kernel"],
+        "features.3": params["features"]["conv2"]["kernel"],
+        "features.6": params["features"]["conv3"]["kernel"],
+        "features.8": params["features"]["conv4"]["kernel"],
+        "features.10": params["features"]["conv5"]["kernel"],
+        "classifier.1": params["fc6"]["kernel"],
+        "classifier.4": params["fc7"]["kernel"],
+        "classifier.6": params["fc8"]["kernel"],
+    }
+    for name, torch_shape in TORCHVISION_ALEXNET.items():
+        kernel = ours[name].shape
+        expected = (
+            torch_shape[::-1] if len(torch_shape) == 2 else (*torch_shape[2:], *torch_shape[1::-1])
+        )
+        assert kernel == expected, name
+    assert _count(params) == 61_100_840  # torchvision's AlexNet
+    logits = jax.eval_shape(
+        lambda p: teacher.apply({"params": p}, jnp.zeros((2, 224, 224, 3), jnp.uint8)), params
+    )
+    assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("side", [13, 6, 4])
+def test_adaptive_avg_pool_matches_torch_bins(side):
+    x = np.random.default_rng(0).normal(size=(1, side, side + 1, 2)).astype(np.float32)
+    expected = np.zeros((1, 6, 6, 2), np.float32)
+    for i in range(6):
+        for j in range(6):
+            r0, r1 = i * side // 6, -(-(i + 1) * side // 6)
+            c0, c1 = j * (side + 1) // 6, -(-(j + 1) * (side + 1) // 6)
+            expected[0, i, j] = x[0, r0:r1, c0:c1].mean(axis=(0, 1))
+    np.testing.assert_allclose(adaptive_avg_pool(jnp.asarray(x), 6), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = models.create_model(_model_config())
+    init = jax.jit(
+        lambda key: models.init_params(model, key), compiler_options=init_compiler_options()
+    )
+    return model, init(jax.random.key(0))
+
+
+def test_init_params_builds_every_tower(tiny):
+    _, params = tiny
+    assert set(params) == {"vision", "sound", "text", "head"}
+    assert set(params["head"]) == {"fc6", "fc7", "logits"}
+
+
+def test_text_padding_does_not_change_the_output(tiny):
+    model, params = tiny
+    rng = np.random.default_rng(1)
+    sentence = rng.normal(size=(1, 4, 5)).astype(np.float32)
+
+    def padded(length: int) -> tuple[np.ndarray, np.ndarray]:
+        words = np.concatenate([sentence, 1e3 * rng.normal(size=(1, length - 4, 5))], axis=1)
+        return words.astype(np.float32), np.arange(length)[None] < 4
+
+    apply = jax.jit(lambda p, words, mask: model.apply({"params": p}, words, "text", mask))
+    outputs = [apply(params, *padded(n)) for n in (4, 6, 11)]
+    for out in outputs[1:]:
+        for name in ("tower", "fc6", "fc7", "logits"):
+            np.testing.assert_allclose(out[name], outputs[0][name], rtol=1e-5, atol=1e-6)
+    no_mask = model.apply({"params": params}, sentence, "text")
+    np.testing.assert_allclose(no_mask["fc7"], outputs[0]["fc7"], rtol=1e-6)
+
+
+def test_uint8_images_are_normalized_on_device(tiny):
+    model, params = tiny
+    images = np.random.default_rng(2).integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
+    apply = jax.jit(lambda p, x: model.apply({"params": p}, x, "image"))
+    from_uint8 = apply(params, images)
+    from_float = apply(params, (images / 127.5 - 1.0).astype(np.float32))
+    np.testing.assert_allclose(from_uint8["fc7"], from_float["fc7"], rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_outputs():
+    model = models.create_model(_model_config(dtype="bfloat16"))
+    params = jax.eval_shape(lambda: models.init_params(model, jax.random.key(0)))
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
+    out = jax.eval_shape(
+        lambda p: model.apply({"params": p}, jnp.zeros((2, 16, 9)), "sound"), params
+    )
+    assert all(v.dtype == jnp.float32 for v in out.values())
+
+
+def test_gradients_are_finite_for_every_modality(tiny):
+    model, params = tiny
+    rng = np.random.default_rng(3)
+    inputs = {
+        "image": rng.integers(0, 256, (2, 24, 24, 3), dtype=np.uint8),
+        "sound": rng.normal(size=(2, 16, 9)).astype(np.float32),
+        "text": rng.normal(size=(2, 6, 5)).astype(np.float32),
+    }
+    for modality, x in inputs.items():
+        grads = jax.jit(
+            jax.grad(
+                lambda p, x, m=modality: jnp.sum(model.apply({"params": p}, x, m)["logits"] ** 2)
+            )
+        )(params, x)
+        leaves = jax.tree.leaves(grads)
+        assert all(np.all(np.isfinite(g)) for g in leaves)
+        assert any(np.any(g != 0) for g in leaves)
+
+
+def test_unknown_modality_is_rejected(tiny):
+    model, params = tiny
+    with pytest.raises(ValueError, match="modality"):
+        model.apply({"params": params}, np.zeros((1, 3)), "smell")

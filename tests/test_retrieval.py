@@ -1,0 +1,118 @@
+"""Retrieval metrics against brute-force loops, and the paper's chunked protocol."""
+
+import numpy as np
+import pytest
+
+from alignment import retrieval
+
+
+def _loop_ranks(queries, gallery):
+    """One query at a time, in float64; ties counted against the true match."""
+    out = []
+    for i, q in enumerate(queries):
+        sims = [float(np.dot(q, g) / (np.linalg.norm(q) * np.linalg.norm(g))) for g in gallery]
+        out.append(sum(s >= sims[i] for s in sims))
+    return np.array(out)
+
+
+def _pairs(n, d=16, noise=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n, d))
+    return q, q + noise * rng.standard_normal((n, d))
+
+
+def test_ranks_match_brute_force():
+    q, g = _pairs(40, d=4, noise=1.5)
+    expected = _loop_ranks(q, g)
+    np.testing.assert_array_equal(retrieval.ranks(q, g), expected)
+    assert retrieval.median_rank(q, g) == np.median(expected)
+    for k in (1, 5, 10):
+        assert retrieval.recall_at_k(q, g, k) == pytest.approx(np.mean(expected <= k))
+    assert 1 < np.median(expected) < 40  # the fixture is neither trivial nor hopeless
+
+
+def test_ranks_across_similarity_blocks(monkeypatch):
+    q, g = _pairs(50, noise=2.0, seed=1)
+    whole = retrieval.ranks(q, g)
+    monkeypatch.setattr(retrieval, "_BLOCK_ENTRIES", 7 * 50)  # blocks of 7 queries
+    np.testing.assert_array_equal(retrieval.ranks(q, g), whole)
+
+
+def test_ranks_are_scale_invariant():
+    q, g = _pairs(30, noise=1.5, seed=2)
+    scale = np.random.default_rng(3).uniform(0.1, 10.0, size=(30, 1))
+    np.testing.assert_array_equal(retrieval.ranks(q * scale, g), retrieval.ranks(q, g))
+
+
+def test_identical_embeddings_rank_first():
+    q, _ = _pairs(500)
+    assert retrieval.median_rank(q, q) == 1.0
+    assert retrieval.recall_at_k(q, q, 1) == 1.0
+
+
+def test_random_embeddings_rank_about_half():
+    rng = np.random.default_rng(4)
+    q, g = rng.standard_normal((1000, 32)), rng.standard_normal((1000, 32))
+    assert 440 < retrieval.median_rank(q, g) < 560
+    assert retrieval.recall_at_k(q, g, 10) < 0.03
+
+
+def test_ties_count_against_the_true_match():
+    q, g = _pairs(6)
+    g[3] = g[1]  # query 1's true match has an exact duplicate elsewhere
+    r = retrieval.ranks(q, g)
+    assert r[1] >= 2 and r[3] >= 2
+    np.testing.assert_array_equal(r, _loop_ranks(q, g))
+
+
+def test_zero_vectors_are_safe_and_rank_last():
+    q, g = _pairs(20, noise=0.1)
+    q[0] = 0.0
+    g[5] = 0.0
+    r = retrieval.ranks(q, g)
+    assert r.dtype.kind == "i" and np.all((r >= 1) & (r <= 20))
+    assert r[0] == 20  # all similarities tie at 0, so the true match is last
+    assert np.isfinite(retrieval.median_rank(q, g))
+    assert np.isfinite(retrieval.paper_median_rank(q, g, chunk=10))
+
+
+def test_paper_protocol_is_mean_of_chunk_medians():
+    q, g = _pairs(5000, d=8, noise=1.0, seed=5)
+    medians = [
+        retrieval.median_rank(q[c : c + 1000], g[c : c + 1000]) for c in range(0, 5000, 1000)
+    ]
+    assert retrieval.paper_median_rank(q, g) == pytest.approx(np.mean(medians))
+    assert len(set(medians)) > 1  # chunks really differ, so a wrong split would show
+    assert retrieval.paper_median_rank(q, g) < retrieval.median_rank(
+        q, g
+    )  # 1,000 vs 5,000 candidates
+
+
+def test_paper_protocol_random_is_about_500():
+    rng = np.random.default_rng(6)
+    q, g = rng.standard_normal((5000, 16)), rng.standard_normal((5000, 16))
+    assert 470 < retrieval.paper_median_rank(q, g) < 530
+
+
+def test_paper_protocol_remainder_and_small_sets():
+    q, g = _pairs(2500, d=8, noise=1.0, seed=7)
+    expected = np.mean([retrieval.median_rank(q[c : c + 1000], g[c : c + 1000]) for c in (0, 1000)])
+    assert retrieval.paper_median_rank(q, g) == pytest.approx(expected)  # the last 500 are left out
+    assert retrieval.chunked_ranks(q, g).shape == (2, 1000)
+    small_q, small_g = q[:300], g[:300]
+    assert retrieval.paper_median_rank(small_q, small_g) == retrieval.median_rank(small_q, small_g)
+
+
+def test_retrieval_table_rows():
+    q, g = _pairs(300, noise=1.0, seed=8)
+    t = np.random.default_rng(9).standard_normal((300, 16))
+    table = retrieval.retrieval_table({"image": q, "sound": g, "text": t}, chunk=100)
+    assert len(table) == 6
+    row = table["image->sound"]
+    assert row["median_rank"] == pytest.approx(retrieval.paper_median_rank(q, g, chunk=100))
+    ranks = retrieval.chunked_ranks(q, g, chunk=100)
+    for k in (1, 5, 10):
+        assert row[f"recall@{k}"] == pytest.approx(np.mean(ranks <= k))
+    assert table["image->text"]["median_rank"] > 3 * row["median_rank"]
+    only = retrieval.retrieval_table({"image": q, "sound": g}, [("sound", "image")], chunk=100)
+    assert list(only) == ["sound->image"]
