@@ -25,7 +25,7 @@ $(TORCH_STAMP): $(STAMP) requirements-torch.txt
 	touch $(TORCH_STAMP)
 
 demo: $(STAMP)
-	$(PY) -m experiments.demo
+	$(PY) -m experiments.demo --workdir=runs/demo
 
 test: $(STAMP) $(TORCH_STAMP) lint
 	$(PY) -m pytest -n 2 tests

@@ -25,6 +25,8 @@ class AlignedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  
     """Base of the builders. strict=False skips bad rows and reports them; strict=True raises at the first."""
 
     VERSION = tfds.core.Version("1.0.0")
+    # Rows keep their generated order (deterministic); training shuffles per epoch in the pipeline.
+    disable_shuffling = True
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     DESCRIPTION = ""
 

@@ -53,11 +53,14 @@ class FeatureSpec:
 
     def features(self) -> tfds.features.FeaturesDict:
         size, (steps, bins), (words, dim) = self.image_size, self.audio.shape, self.text.shape
+        # Arrays are stored as raw bytes: serializing them as int64/float lists costs more than
+        # computing the features, and the bytes decode straight into the array on read.
+        raw = tfds.features.Encoding.BYTES
         spec = {
             "id": tfds.features.Text(),
-            "image": tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8),
-            "sound": tfds.features.Tensor(shape=(steps, bins), dtype=np.float32),
-            "text": tfds.features.Tensor(shape=(words, dim), dtype=np.float32),
+            "image": tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8, encoding=raw),
+            "sound": tfds.features.Tensor(shape=(steps, bins), dtype=np.float32, encoding=raw),
+            "text": tfds.features.Tensor(shape=(words, dim), dtype=np.float32, encoding=raw),
             "text_mask": tfds.features.Tensor(shape=(words,), dtype=np.bool_),
             "caption": tfds.features.Text(),
             "has_image": tfds.features.Tensor(shape=(), dtype=np.bool_),
@@ -68,7 +71,7 @@ class FeatureSpec:
         }
         if self.num_teacher_classes:
             spec["teacher_probs"] = tfds.features.Tensor(
-                shape=(self.num_teacher_classes,), dtype=np.float32
+                shape=(self.num_teacher_classes,), dtype=np.float32, encoding=raw
             )
         return tfds.features.FeaturesDict(spec)
 

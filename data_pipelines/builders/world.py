@@ -12,7 +12,9 @@ world's background corpus (never the test captions) and saved beside the data se
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import tensorflow_datasets as tfds
@@ -20,6 +22,7 @@ import tensorflow_datasets as tfds
 from data_pipelines import audio, text
 from data_pipelines.builders import features
 from data_pipelines.builders.base import AlignedBuilder, Example, SpecConfig
+from data_pipelines.builders.skips import RowError
 from data_pipelines.world import World, WorldConfig
 
 # Sentences of background text for word2vec; enough for colour, size and count words to separate.
@@ -75,11 +78,8 @@ class WorldDataset(AlignedBuilder):
         del dl_manager  # everything is generated
         config = self.builder_config
         world = World(config.world)
-        captions = [
-            sample["caption"]
-            for sample in world.examples("train")
-            if sample["kind"] in ("image_text", "triplet")
-        ]
+        train_captions = (world.caption("train", i) for i in range(world.split_size("train")))
+        captions = [caption for caption in train_captions if caption is not None]
         corpus = captions + list(world.background_corpus(config.background_sentences))
         self._word_vectors = text.train_word_vectors(corpus, self.spec.text)
         features.save_word_vectors(self.data_dir, self._word_vectors)
@@ -88,21 +88,55 @@ class WorldDataset(AlignedBuilder):
         return {split: self._generate_examples(world, split) for split in splits}
 
     def _generate_examples(self, world: World, split: str) -> Iterator[tuple[str, Example]]:
-        encoder = features.ExampleEncoder(self.spec, self._word_vectors)
+        size = world.split_size(split)
+        if size < PARALLEL_MIN_ROWS or WORKERS < 2:
+            _start_worker(world.config, self.spec, self._word_vectors)
+            results: Iterator[Example | tuple] = map(_encode_row, ((split, i) for i in range(size)))
+            yield from self._keep_valid(split, (_unpack(r) for r in results))
+            return
+        # Rendering and feature extraction dominate the build: spread them over worker processes
+        # (spawned, not forked, since TensorFlow's threads are already running here).
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(
+            WORKERS, _start_worker, (world.config, self.spec, self._word_vectors)
+        ) as pool:
+            results = pool.imap(_encode_row, ((split, i) for i in range(size)), chunksize=256)
+            yield from self._keep_valid(split, (_unpack(r) for r in results))
 
-        def row(index: int):
-            def make() -> Example:
-                sample = world.sample(split, index)
-                kind = sample["kind"]
-                return encoder.encode(
-                    sample["id"],
-                    image=sample["image"],
-                    sound=sample["waveform"] if kind in ("image_sound", "triplet") else None,
-                    caption=sample["caption"] if kind in ("image_text", "triplet") else None,
-                    label=sample["label"],
-                    fine_label=sample["fine_label"],
-                )
 
-            return make
+# Splits smaller than this are encoded in-process: starting workers costs seconds.
+PARALLEL_MIN_ROWS = 4000
+WORKERS = min(os.cpu_count() or 1, 8)
+_worker: dict[str, Any] = {}
 
-        yield from self._keep_valid(split, (row(i) for i in range(world.split_size(split))))
+
+def _start_worker(world_config: WorldConfig, spec: features.FeatureSpec, vectors) -> None:
+    _worker["world"] = World(world_config)
+    _worker["encoder"] = features.ExampleEncoder(spec, vectors)
+
+
+def _encode_row(split_index: tuple[str, int]) -> Example | tuple[str, str, str]:
+    """One stored example, or (reason, where, detail) of the RowError that refused it (picklable)."""
+    split, index = split_index
+    sample = _worker["world"].sample(split, index)
+    kind = sample["kind"]
+    try:
+        return _worker["encoder"].encode(
+            sample["id"],
+            image=sample["image"],
+            sound=sample["waveform"] if kind in ("image_sound", "triplet") else None,
+            caption=sample["caption"] if kind in ("image_text", "triplet") else None,
+            label=sample["label"],
+            fine_label=sample["fine_label"],
+        )
+    except RowError as err:
+        return (err.reason, err.where, err.detail)
+
+
+def _unpack(result: Example | tuple[str, str, str]) -> Callable[[], Example]:
+    def make() -> Example:
+        if isinstance(result, tuple):
+            raise RowError(*result)
+        return result
+
+    return make

@@ -137,23 +137,18 @@ class World:
         attributes=dict(size="small"|"medium"|"big", colour=str, count=1..3), kind=str). kind is
         "image_sound" (caption is None), "image_text" (waveform is None) or "triplet" (all present).
         """
-        size = self.split_size(split)
-        if not 0 <= index < size:
-            raise IndexError(f"index {index} out of range for split {split!r} of {size} rows")
+        kind, concept, instance = self._instance(split, index)
         c = self.config
-        split_id = SPLITS.index(split)
-        kind, rank = self._kind_and_rank(split, index)
-        stream = 100 + 3 * split_id + ("image_sound", "image_text", "triplet").index(kind)
-        order = _concept_order(c.seed, stream, rank // c.num_concepts, c.num_concepts)
-        concept = self.concepts[order[rank % c.num_concepts]]
-        rng = np.random.default_rng([c.seed, split_id, index])
-        instance = draw_instance(rng, concept, c.variants_per_concept)
-        image = render_image(rng, instance, c.image_size)
+        # Each modality draws from its own stream, so a caption can be made without rendering
+        # the image and sound (the word-vector corpus needs only captions).
+        image = render_image(self._rng(split, index, 1), instance, c.image_size)
         waveform = caption = None
         if kind != "image_text":
-            waveform = render_sound(rng, instance, c.sample_rate, c.clip_seconds)
+            waveform = render_sound(
+                self._rng(split, index, 2), instance, c.sample_rate, c.clip_seconds
+            )
         if kind != "image_sound":
-            caption = make_caption(rng, instance, c.caption_words)
+            caption = make_caption(self._rng(split, index, 3), instance, c.caption_words)
         return dict(
             id=f"{split}-{index:07d}",
             image=image,
@@ -164,6 +159,30 @@ class World:
             attributes=instance.attributes(),
             kind=kind,
         )
+
+    def caption(self, split: str, index: int) -> str | None:
+        """The caption of row `index` (None for an image_sound row), without rendering anything else."""
+        kind, _, instance = self._instance(split, index)
+        if kind == "image_sound":
+            return None
+        return make_caption(self._rng(split, index, 3), instance, self.config.caption_words)
+
+    def _rng(self, split: str, index: int, part: int) -> np.random.Generator:
+        return np.random.default_rng([self.config.seed, SPLITS.index(split), index, part])
+
+    def _instance(self, split: str, index: int):
+        """(kind, concept, instance) of a row: every attribute the modalities must agree on."""
+        size = self.split_size(split)
+        if not 0 <= index < size:
+            raise IndexError(f"index {index} out of range for split {split!r} of {size} rows")
+        c = self.config
+        split_id = SPLITS.index(split)
+        kind, rank = self._kind_and_rank(split, index)
+        stream = 100 + 3 * split_id + ("image_sound", "image_text", "triplet").index(kind)
+        order = _concept_order(c.seed, stream, rank // c.num_concepts, c.num_concepts)
+        concept = self.concepts[order[rank % c.num_concepts]]
+        instance = draw_instance(self._rng(split, index, 0), concept, c.variants_per_concept)
+        return kind, concept, instance
 
     def examples(self, split: str) -> Iterator[dict[str, Any]]:
         for i in range(self.split_size(split)):

@@ -1,0 +1,44 @@
+"""Evaluates the latest checkpoint of a run and writes the paper's tables into <workdir>/eval/.
+
+    python -m experiments.evaluate --config=experiments/configs/world.py --workdir=runs/world
+
+Use the config (and overrides) the run was trained with. Writes results.json (every number, by row),
+tables.md (Tables 1-3, recall@k, hidden units; also printed), median_ranks.png and units.png.
+The baselines (Random, Linear Reg., CCA, Normalized CCA) are fit on the same data set; the image features
+are the teacher's of config.teacher.path or <workdir>/teacher when there is one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from absl import app
+
+from experiments import data, launch
+from experiments.evaluation import baseline_results, evaluate_checkpoint, write_report
+
+EVAL_SUBDIR = "eval"
+
+
+def run(config: Any, workdir: str) -> str:
+    """Evaluates `workdir` and its baselines, writes <workdir>/eval/*, returns the tables' markdown."""
+    out_dir = os.path.join(workdir, EVAL_SUBDIR)
+    trained = evaluate_checkpoint(config, workdir, out_dir)
+    rows = {
+        **baseline_results(config, data.open_built(config.data), workdir),
+        trained["row"]: trained,
+    }
+    return write_report(rows, out_dir)
+
+
+def main(argv):
+    del argv
+    launch.initialize()
+    markdown = run(launch.CONFIG.value, launch.WORKDIR.value)
+    print(markdown)
+    print(f"evaluate: wrote {os.path.join(launch.WORKDIR.value, EVAL_SUBDIR)}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,137 @@
+"""Evaluation of a tiny trained checkpoint: the files it writes, the baselines and the tables."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from experiments import data, evaluate, trainer
+from experiments.evaluation import DIRECTIONS, baseline_results, evaluate_checkpoint, write_tables
+from tests import helpers
+
+BASELINE_ROWS = ("Random", "Linear Reg.", "CCA", "Normalized CCA")
+DIRECTION_KEYS = {f"{a}->{b}" for a, b in DIRECTIONS}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_world, tmp_path_factory):
+    config = helpers.tiny_config(*tiny_world, total_steps=2, checkpoint_every=2, log_every=2)
+    workdir = str(tmp_path_factory.mktemp("evaluate_run"))
+    trainer.train(config, workdir)
+    return config, workdir
+
+
+def _assert_png(path):
+    assert os.path.getsize(path) > 1000
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_retrieval(table, chunk):
+    assert set(table) == DIRECTION_KEYS
+    for scores in table.values():
+        assert 1 <= scores["median_rank"] <= chunk
+        recalls = [scores[f"recall@{k}"] for k in (1, 5, 10)]
+        assert all(0 <= r <= 1 for r in recalls) and recalls == sorted(recalls)
+
+
+def test_evaluate_writes_results_tables_and_plots(tiny_run):
+    config, workdir = tiny_run
+    markdown = evaluate.run(config, workdir)
+    out = os.path.join(workdir, "eval")
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    assert list(results) == [*BASELINE_ROWS, "Both"]
+    both = results["Both"]
+    assert both["step"] == 2 and both["layer"] == "fc7"
+    chunk = both["chunk"]
+    assert chunk == min(config.eval_chunk, both["num_pairs"])
+    for row in results.values():
+        _assert_retrieval(row["retrieval"], chunk)
+    assert results["Linear Reg."]["features"]["image"].startswith("teacher")
+
+    transfer = both["transfer"]
+    assert transfer["train_items"] == "validation split"
+    table = transfer["table"]
+    for source in ("image", "sound", "text"):
+        assert all(0 <= table[source][m] <= 1 for m in ("image", "sound", "text"))
+    assert table["chance"]["image"] == pytest.approx(1 / transfer["num_classes"])
+
+    units = both["units"]
+    assert 0 <= units["shuffled_fraction"] <= 1 and 0 <= units["selective_fraction"] <= 1
+    assert len(units["top_units"]) > 0
+    assert units["grid"] == "units.png"
+    _assert_png(os.path.join(out, units["grid"]))
+    _assert_png(os.path.join(out, "median_ranks.png"))
+
+    with open(os.path.join(out, "tables.md")) as f:
+        assert f.read() == markdown
+    for heading in ("Table 1", "Table 2", "Table 3", "Recall@k", "Hidden units"):
+        assert heading in markdown
+    for header in ("| IMG->SND | SND->IMG | IMG->TXT | TXT->IMG |", "| TXT->SND | SND->TXT |"):
+        assert header in markdown
+    for row in results:
+        assert f"| {row} |" in markdown
+
+
+def test_baselines_without_teacher_use_pixels_and_are_finite(tiny_world):
+    config = helpers.tiny_config(*tiny_world, **{"teacher.path": ""})
+    results = baseline_results(config, data.open_built(config.data), max_pairs=64)
+    assert list(results) == list(BASELINE_ROWS)
+    assert results["CCA"]["features"]["image"].startswith("raw pixels")
+    assert all(0 < n <= 64 for n in results["CCA"]["train_pairs"].values())
+    for row in results.values():
+        assert set(row["retrieval"]) == DIRECTION_KEYS
+        assert all(
+            math.isfinite(v) for scores in row["retrieval"].values() for v in scores.values()
+        )
+    # Ranking random embeddings gives about half the chunk.
+    random_ranks = [s["median_rank"] for s in results["Random"]["retrieval"].values()]
+    chunk = results["Random"]["chunk"]
+    assert 0.3 * chunk < np.mean(random_ranks) < 0.7 * chunk
+
+
+def test_missing_checkpoint_is_a_clear_error(tiny_world, tmp_path):
+    config = helpers.tiny_config(*tiny_world)
+    with pytest.raises(FileNotFoundError, match="train first"):
+        evaluate_checkpoint(config, str(tmp_path))
+
+
+def _row(rank, transfer=None):
+    scores = {"median_rank": rank, "recall@1": 0.1, "recall@5": 0.3, "recall@10": 0.5}
+    return {
+        "retrieval": {key: dict(scores) for key in DIRECTION_KEYS},
+        "chunk": 1000,
+        "num_pairs": 5000,
+        "transfer": transfer,
+    }
+
+
+def test_write_tables_lists_every_row_in_paper_order(tmp_path):
+    accuracy = {m: {"image": 0.5, "sound": 0.25, "text": 0.125} for m in ("image", "sound", "text")}
+    transfer = {
+        "layer": "fc7",
+        "num_classes": 4,
+        "train_items": "validation split",
+        "table": {**accuracy, "chance": dict.fromkeys(("image", "sound", "text"), 0.25)},
+    }
+    rows = {
+        "My variant": _row(3.0),
+        "Both": _row(7.5, transfer),
+        "Random": _row(500.0),
+        "CCA": _row(float("nan")),
+    }
+    markdown = write_tables(rows, str(tmp_path))
+    assert (tmp_path / "tables.md").read_text() == markdown
+    table1 = markdown.split("## Table 1")[1].split("## Table 2")[0]
+    positions = [table1.index(f"| {name} |") for name in ("Random", "CCA", "Both", "My variant")]
+    assert positions == sorted(positions)
+    assert "| Random | 500.0 | 500.0 | 500.0 | 500.0 |" in table1
+    assert "| CCA | - | - | - | - |" in table1
+    assert "5 chunk(s) of 1000 test pairs" in markdown
+    # Table 2 carries the paper's numbers beside ours.
+    assert "| Both | 7.5 | 7.5 | 135.0 | 140.5 |" in markdown
+    assert "| IMG | 50.0 | 25.0 | 12.5 |" in markdown.split("## Table 3")[1]
+    assert "| My variant | 10 / 30 / 50 |" in markdown
