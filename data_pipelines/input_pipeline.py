@@ -2,10 +2,12 @@
 padded evaluation batches.
 
 Training yields, per step, {"image_sound": {...}, "image_text": {...}} per-host numpy batches (the contract's
-layout). Each host holds its shard of each stream in memory (every process_count-th row of the stream) and
-draws batch k of epoch e as rows perm(seed, stream, e)[k*B:(k+1)*B]: any step's batch is a pure function of
-(seed, step), so a run restarted at step s continues exactly as if it had never stopped, without replay.
-All hosts run the same number of steps per epoch (the smallest shard's), dropping the remainder.
+layout). Global batch k of epoch e is the stream's rows sort(perm(seed, stream, e)[k*B:(k+1)*B]) (B the
+global batch) and host p of P takes its contiguous slice [p*B/P, (p+1)*B/P): any step's global batch is a
+pure function of (seed, step), the same whatever the number of hosts, so a run restarted at step s
+continues exactly as if it had never stopped, without replay, and on any number of hosts. Each epoch drops
+the stream's last len % B rows of its order. A single host holds its whole stream in memory; with several,
+each reads, at the start of every epoch, only the rows its slices of that epoch need (1/P of the stream).
 
 teacher_probs are read from the stored feature when the data set has one, else from the parallel file of
 builders.teacher_probs, joined by id; with neither, batches carry none.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -91,27 +93,25 @@ def _teacher_table(builder: tfds.core.DatasetBuilder, split: str) -> dict[str, n
     return teacher.load_teacher_probs(os.fspath(builder.data_dir), split)
 
 
-def load_stream(
-    source: Source,
-    stream: str,
-    split: str = "train",
-    process_index: int = 0,
-    process_count: int = 1,
-    with_ids: bool = False,
-) -> tuple[dict[str, np.ndarray], int]:
-    """This host's shard of a stream (rows holding both of its modalities) and the stream's global size.
-
-    Arrays: the stream's features, teacher_probs when available, and "id" (bytes) if with_ids.
-    """
-    builder = _builder(source)
+def _stream_rows(builder: tfds.core.DatasetBuilder, stream: str, split: str) -> np.ndarray:
+    """Indices, in the split, of the rows holding both of the stream's modalities (ascending)."""
     flags = _read(builder, split, STREAM_FLAGS[stream], None)
-    rows = np.flatnonzero(np.logical_and(*(flags[f] for f in STREAM_FLAGS[stream])))
+    return np.flatnonzero(np.logical_and(*(flags[f] for f in STREAM_FLAGS[stream])))
+
+
+def _read_stream(
+    builder: tfds.core.DatasetBuilder,
+    stream: str,
+    split: str,
+    split_rows: np.ndarray,
+    with_ids: bool = False,
+) -> dict[str, np.ndarray]:
+    """The stream's features (and teacher_probs when available) of the given split rows, ascending."""
     keep = np.zeros(builder.info.splits[split].num_examples, bool)
-    keep[rows[process_index::process_count]] = True
-    stored = builder.info.features.keys()
+    keep[split_rows] = True
     names = list(STREAM_FEATURES[stream]) + ["id"]
     table = None
-    if "teacher_probs" in stored:
+    if "teacher_probs" in builder.info.features:
         names.append("teacher_probs")
     else:
         table = _teacher_table(builder, split)
@@ -120,35 +120,95 @@ def load_stream(
         arrays["teacher_probs"] = teacher.lookup_teacher_probs(table, arrays["id"])
     if not with_ids:
         del arrays["id"]
-    return arrays, int(rows.size)
+    return arrays
+
+
+def load_stream(
+    source: Source, stream: str, split: str = "train", with_ids: bool = False
+) -> dict[str, np.ndarray]:
+    """Every row of a stream (rows holding both of its modalities), in stored order.
+
+    Arrays: the stream's features, teacher_probs when available, and "id" (bytes) if with_ids.
+    """
+    builder = _builder(source)
+    return _read_stream(builder, stream, split, _stream_rows(builder, stream, split), with_ids)
 
 
 class _StreamSampler:
-    """Batch `step` of a stream's host shard: rows perm(seed, stream, epoch)[k*B:(k+1)*B]."""
+    """This host's slice of each global batch of a stream; rows are read an epoch at a time.
 
-    def __init__(self, arrays: dict[str, np.ndarray], global_size: int, host_batch: int, seed: int,
-                 stream_id: int, process_count: int):  # fmt: skip
-        self.arrays = arrays
-        self.shard_size = next(iter(arrays.values())).shape[0]
-        self.host_batch = host_batch
-        self.steps_per_epoch = (global_size // process_count) // host_batch
+    read(positions) returns the stream's arrays at the given ascending positions (0 .. size-1).
+    """
+
+    def __init__(self, read: Callable[[np.ndarray], dict[str, np.ndarray]], size: int,
+                 global_batch: int, seed: int, stream_id: int, process_index: int = 0,
+                 process_count: int = 1):  # fmt: skip
+        self.read, self.size, self.global_batch = read, size, global_batch
+        self.host_batch = global_batch // process_count
+        self.process_index, self.process_count = process_index, process_count
+        self.steps_per_epoch = size // global_batch
         if self.steps_per_epoch == 0:
             raise ValueError(
-                f"a stream of {global_size} rows over {process_count} hosts cannot fill one batch of "
-                f"{host_batch} per host"
+                f"a stream of {size} rows cannot fill one global batch of {global_batch}"
             )
         self.seed, self.stream_id = seed, stream_id
+        self._held: tuple[int | None, np.ndarray, dict[str, np.ndarray]] | None = None
 
     @functools.lru_cache(maxsize=2)  # noqa: B019 -- one sampler per stream, lives as long as the iterator
     def _permutation(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, self.stream_id, epoch]).permutation(
-            self.shard_size
-        )
+        return np.random.default_rng([self.seed, self.stream_id, epoch]).permutation(self.size)
+
+    def global_rows(self, step: int) -> np.ndarray:
+        """Stream positions of global batch `step`, ascending."""
+        epoch, k = divmod(step, self.steps_per_epoch)
+        B = self.global_batch
+        return np.sort(self._permutation(epoch)[k * B : (k + 1) * B])
+
+    def host_rows(self, step: int) -> np.ndarray:
+        start = self.process_index * self.host_batch
+        return self.global_rows(step)[start : start + self.host_batch]
+
+    def _epoch_key(self, step: int) -> int | None:
+        """Which rows to hold for `step`: the whole stream (None) on one host, else its epoch's."""
+        return None if self.process_count == 1 else step // self.steps_per_epoch
+
+    def _rows_held(self, key: int | None) -> np.ndarray:
+        """Ascending stream positions to hold in memory: all, or this host's rows of epoch `key`."""
+        if key is None:
+            return np.arange(self.size)
+        first = key * self.steps_per_epoch
+        steps = range(first, first + self.steps_per_epoch)
+        return np.unique(np.concatenate([self.host_rows(step) for step in steps]))
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
-        epoch, k = divmod(step, self.steps_per_epoch)
-        rows = np.sort(self._permutation(epoch)[k * self.host_batch : (k + 1) * self.host_batch])
-        return {name: values[rows] for name, values in self.arrays.items()}
+        key = self._epoch_key(step)
+        if self._held is None or self._held[0] != key:
+            self._held = None  # free the previous epoch's rows before reading the next
+            positions = self._rows_held(key)
+            self._held = (key, positions, self.read(positions))
+        _, positions, arrays = self._held
+        local = np.searchsorted(positions, self.host_rows(step))
+        return {name: values[local] for name, values in arrays.items()}
+
+
+def _stream_sampler(
+    builder: tfds.core.DatasetBuilder,
+    stream: str,
+    split: str,
+    global_batch: int,
+    seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> _StreamSampler:
+    split_rows = _stream_rows(builder, stream, split)
+
+    def read(positions: np.ndarray) -> dict[str, np.ndarray]:
+        return _read_stream(builder, stream, split, split_rows[positions])
+
+    stream_id = list(STREAM_FEATURES).index(stream)
+    return _StreamSampler(
+        read, len(split_rows), global_batch, seed, stream_id, process_index, process_count
+    )
 
 
 def train_batches(
@@ -167,21 +227,23 @@ def train_batches(
 
     Yields {"image_sound": {"image": uint8 [b,H,W,3], "sound": float32 [b,T,F], "teacher_probs"?},
     "image_text": {"image", "text": float32 [b,L,D], "text_mask": bool [b,L], "teacher_probs"?}}
-    with b = global_batch_size // process_count. The same (seed, step) always gives the same batch.
+    with b = global_batch_size // process_count: host p's rows [p*b, (p+1)*b) of the global batch, which
+    depends on (seed, step) only, not on process_count.
     """
     if global_batch_size % process_count:
         raise ValueError(
             f"global batch {global_batch_size} is not divisible by {process_count} hosts"
         )
-    host_batch = global_batch_size // process_count
     builder = _builder(source)
-    samplers = {}
-    for stream in streams:
-        arrays, size = load_stream(builder, stream, split, process_index, process_count)
-        stream_id = list(STREAM_FEATURES).index(stream)
-        samplers[stream] = _StreamSampler(arrays, size, host_batch, seed, stream_id, process_count)
-    layout = [(stream, name) for stream in streams for name in sorted(samplers[stream].arrays)]
-    dtypes = [tf.as_dtype(samplers[s].arrays[n].dtype) for s, n in layout]
+    samplers = {
+        stream: _stream_sampler(
+            builder, stream, split, global_batch_size, seed, process_index, process_count
+        )
+        for stream in streams
+    }
+    first = {stream: sampler.batch(start_step) for stream, sampler in samplers.items()}
+    layout = [(stream, name) for stream in streams for name in sorted(first[stream])]
+    dtypes = [tf.as_dtype(first[s][n].dtype) for s, n in layout]
 
     def make(step: np.int64) -> list[np.ndarray]:
         batches = {stream: sampler.batch(int(step)) for stream, sampler in samplers.items()}

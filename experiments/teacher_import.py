@@ -6,6 +6,8 @@ plain containers only and refuses arbitrary objects, so no code from the file ru
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,9 +26,22 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
         raise ImportError(
             "importing a torchvision teacher needs torch: pip install -r requirements-torch.txt"
         ) from err
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: (GLOBAL \S+)", str(err))
+        detail = f" ({found.group(1)})" if found else ""
+        raise ValueError(
+            f"{path} is not a plain state_dict of tensors: torch's restricted loader (weights_only) "
+            f"refused an object in it{detail}, so nothing in the file ran"
+        ) from None
     if not isinstance(state, Mapping):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict of tensors")
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(
+                f"{path} is not a state_dict of tensors: {name} is of type {type(tensor).__name__}"
+            )
     return {name: tensor.detach().cpu().numpy() for name, tensor in state.items()}
 
 

@@ -107,3 +107,39 @@ def assert_trees_equal(a, b, rtol: float = 0.0) -> None:
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=1e-7)
         else:
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+# The tiny config as the resume and multi-host tests run it: a checkpoint every 5 steps, all kept.
+RESUME_OVERRIDES = {
+    "total_steps": 60,
+    "checkpoint_every": 5,
+    "log_every": 5,
+    "keep_checkpoints": 20,
+}
+_UNINTERRUPTED: dict = {}
+
+
+def uninterrupted_run(tiny_world, tmp_path_factory, **overrides: Any):
+    """(config, workdir, final state) of trainer.train on the tiny config with `overrides`, on all
+    devices in this process; run once per test session and shared by the tests that compare to it."""
+    key = (tuple(tiny_world), tuple(sorted(overrides.items())))
+    if key not in _UNINTERRUPTED:
+        from experiments import trainer
+
+        config = tiny_config(*tiny_world, **overrides)
+        workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+        _UNINTERRUPTED[key] = (config, workdir, trainer.train(config, workdir))
+    return _UNINTERRUPTED[key]
+
+
+def assert_trees_close(a, b, rtol: float) -> None:
+    """Each leaf of `a` within rtol of `b`'s in norm, ||a - b|| <= rtol ||b||: for results that differ
+    only in summation order, where elementwise tolerances fail on entries near zero."""
+    leaves_a = jax.tree_util.tree_leaves_with_path(jax.device_get(a))
+    leaves_b = jax.tree.leaves(jax.device_get(b))
+    assert len(leaves_a) == len(leaves_b)
+    for (path, x), y in zip(leaves_a, leaves_b, strict=True):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        assert x.shape == y.shape, jax.tree_util.keystr(path)
+        error = np.linalg.norm(x - y)
+        assert error <= rtol * np.linalg.norm(y), f"{jax.tree_util.keystr(path)}: {error}"

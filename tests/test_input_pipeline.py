@@ -1,4 +1,5 @@
-"""Input pipeline: contract layout, per-host shards covering every row once, resume, eval padding."""
+"""Input pipeline: contract layout, host batches that together are the one-host batch, resume, eval
+padding."""
 
 import itertools
 import shutil
@@ -51,26 +52,43 @@ def test_resume_continues_exactly_across_epochs(data_dir):
 
 
 def test_an_epoch_visits_distinct_rows(data_dir):
-    arrays, size = ip.load_stream(data_dir, "image_sound", with_ids=True)
-    sampler = ip._StreamSampler(arrays, size, host_batch=8, seed=0, stream_id=0, process_count=1)
-    ids = np.concatenate([sampler.batch(step)["id"] for step in range(sampler.steps_per_epoch)])
-    assert len(ids) == 24 and len(set(ids.tolist())) == 24
+    builder = ip._builder(data_dir)
+    sampler = ip._stream_sampler(builder, "image_sound", "train", global_batch=8, seed=0)
+    ids = ip.load_stream(data_dir, "image_sound", with_ids=True)["id"]
+    rows = np.concatenate([sampler.global_rows(step) for step in range(sampler.steps_per_epoch)])
+    assert len(rows) == 24 and len(set(ids[rows].tolist())) == 24
 
 
-@pytest.mark.parametrize("hosts", [2, 3])
-def test_host_shards_cover_every_row_exactly_once(data_dir, hosts):
-    for stream, expected in (("image_sound", 24), ("image_text", 20)):
-        shards = [ip.load_stream(data_dir, stream, process_index=p, process_count=hosts, with_ids=True)
-                  for p in range(hosts)]  # fmt: skip
-        ids = np.concatenate([arrays["id"] for arrays, _ in shards]).tolist()
-        assert len(ids) == expected and len(set(ids)) == expected
-        assert {size for _, size in shards} == {expected}
+@pytest.mark.parametrize("hosts", [2, 4])
+def test_host_batches_together_are_the_single_host_batch(data_dir, hosts):
+    """Host p's batch is rows [p*B/P, (p+1)*B/P) of the one-host batch, at every step and across
+    epochs (the host-sharded stream reads a new subset each epoch), so training on any number of
+    hosts sees the same global batches."""
+    steps = 8  # image_text: 2 steps per epoch of 8, so 4 epochs
+    single = _take(ip.train_batches(data_dir, 8, seed=1), steps)
     per_host = [
-        next(ip.train_batches(data_dir, 8, process_index=p, process_count=2)) for p in range(2)
+        _take(ip.train_batches(data_dir, 8, seed=1, process_index=p, process_count=hosts), steps)
+        for p in range(hosts)
     ]
-    assert all(b["image_text"]["image"].shape[0] == 4 for b in per_host)
+    for step in range(steps):
+        for stream, arrays in single[step].items():
+            for name, values in arrays.items():
+                parts = [per_host[p][step][stream][name] for p in range(hosts)]
+                assert all(part.shape[0] == 8 // hosts for part in parts)
+                np.testing.assert_array_equal(np.concatenate(parts), values, f"{step} {name}")
+    resumed = next(ip.train_batches(data_dir, 8, seed=1, start_step=5, process_index=1,
+                                    process_count=hosts))  # fmt: skip
+    assert _same(resumed, per_host[1][5])
     with pytest.raises(ValueError, match="divisible"):
         next(ip.train_batches(data_dir, 9, process_count=2))
+
+
+def test_stream_holds_every_row_once(data_dir):
+    for stream, expected in (("image_sound", 24), ("image_text", 20)):
+        ids = ip.load_stream(data_dir, stream, with_ids=True)["id"].tolist()
+        assert len(ids) == expected and len(set(ids)) == expected
+    with pytest.raises(ValueError, match="cannot fill one global batch"):
+        next(ip.train_batches(data_dir, 32))
 
 
 @pytest.mark.parametrize("hosts", [1, 2, 3])
@@ -101,7 +119,7 @@ def test_teacher_probs_added_later_are_joined_by_id(data_dir, tmp_path):
     ids = ip.load_split(copy, "train", features=["id"])["id"]
     probs = np.random.default_rng(0).dirichlet(np.ones(5), size=len(ids)).astype(np.float32)
     teacher_probs.save_teacher_probs(copy, "train", ids, probs)
-    arrays, _ = ip.load_stream(copy, "image_text", with_ids=True)
+    arrays = ip.load_stream(copy, "image_text", with_ids=True)
     lookup = dict(zip(ids.tolist(), probs, strict=True))
     assert np.allclose(
         arrays["teacher_probs"], np.stack([lookup[i] for i in arrays["id"].tolist()])
