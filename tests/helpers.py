@@ -13,6 +13,29 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = "experiments/configs/tiny.py"
 
+# A tiny model: 24x24 images, 16x9 spectrograms, 6 words of 5-d vectors, 16-d everywhere.
+TINY_MODEL = dict(
+    dtype="float32",
+    tower_dim=16,
+    fc_dims=(16, 16),
+    num_classes=7,
+    vision=dict(
+        image_size=24,
+        channels=(4, 8, 8, 8, 8),
+        kernels=(5, 3, 3, 3, 3),
+        strides=(2, 1, 1, 1, 1),
+        pool="maxmean",
+    ),
+    sound=dict(
+        time_steps=16,
+        freq_bins=9,
+        channels=(8, 8, 8, 8),
+        kernels=(3, 3, 3, 3),
+        strides=(1, 2, 1, 1),
+    ),
+    text=dict(max_words=6, word_dim=5, channels=(8, 8, 8, 8), kernels=(3, 3, 3, 3)),
+)
+
 
 def tiny_config(data_dir: str, teacher_dir: str, **overrides: Any):
     """The tiny config reading `data_dir` and the teacher checkpoint in `teacher_dir`; overrides use

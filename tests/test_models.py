@@ -10,62 +10,18 @@ import pytest
 from alignment import models
 from alignment.models.vision import adaptive_avg_pool
 from alignment.parallel import init_compiler_options
+from experiments.configs import paper
+from tests import helpers
 
 
 def _model_config(**overrides) -> ml_collections.ConfigDict:
     """A tiny model: 24x24 images, 16x9 spectrograms, 6 words of 5-d vectors, 16-d everywhere."""
-    cfg = dict(
-        dtype="float32",
-        tower_dim=16,
-        fc_dims=(16, 16),
-        num_classes=7,
-        vision=dict(
-            image_size=24,
-            channels=(4, 8, 8, 8, 8),
-            kernels=(5, 3, 3, 3, 3),
-            strides=(2, 1, 1, 1, 1),
-            pool="maxmean",
-        ),
-        sound=dict(
-            time_steps=16,
-            freq_bins=9,
-            channels=(8, 8, 8, 8),
-            kernels=(3, 3, 3, 3),
-            strides=(1, 2, 1, 1),
-        ),
-        text=dict(max_words=6, word_dim=5, channels=(8, 8, 8, 8), kernels=(3, 3, 2, 3)),
-    )
-    cfg.update(overrides)
-    return ml_collections.ConfigDict(cfg)
+    return ml_collections.ConfigDict({**helpers.TINY_MODEL, **overrides})
 
 
 def _paper_config() -> ml_collections.ConfigDict:
-    """The paper's scale. Sound and text conv widths/kernels/strides are ours (the paper gives none):
-    sound channels (256, 512, 1024, 1024), kernels (11, 5, 3, 3), strides (2, 2, 2, 1);
-    text channels (512, 512, 1024, 1024), kernels (3, 3, 3, 3)."""
-    return _model_config(
-        dtype="bfloat16",
-        tower_dim=4096,
-        fc_dims=(4096, 4096),
-        num_classes=1000,
-        vision=dict(
-            image_size=227,
-            channels=(96, 256, 384, 384, 256),
-            kernels=(11, 5, 3, 3, 3),
-            strides=(4, 1, 1, 1, 1),
-            pool="flatten",
-        ),
-        sound=dict(
-            time_steps=500,
-            freq_bins=257,
-            channels=(256, 512, 1024, 1024),
-            kernels=(11, 5, 3, 3),
-            strides=(2, 2, 2, 1),
-        ),
-        text=dict(
-            max_words=16, word_dim=300, channels=(512, 512, 1024, 1024), kernels=(3, 3, 3, 3)
-        ),
-    )
+    """The paper's scale, as experiments/configs/paper.py runs it."""
+    return paper.get_config().model
 
 
 def _conv(kernel_area: int, fan_in: int, fan_out: int) -> int:
@@ -143,17 +99,7 @@ TORCHVISION_ALEXNET = {  # state_dict weight shapes of torchvision.models.alexne
 
 
 def test_teacher_has_torchvision_alexnet_layout():
-    cfg = ml_collections.ConfigDict(
-        dict(
-            image_size=224,
-            channels=(64, 192, 384, 256, 256),
-            kernels=(11, 5, 3, 3, 3),
-            strides=(4, 1, 1, 1, 1),
-            pool="flatten",
-            hidden=(4096, 4096),
-            num_classes=1000,
-        )
-    )
+    cfg = paper.get_config().teacher  # torchvision's alexnet() at 224x224
     teacher = models.create_teacher(cfg)
     params = jax.eval_shape(
         lambda: teacher.init(jax.random.key(0), teacher.example_inputs())["params"]

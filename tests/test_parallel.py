@@ -11,30 +11,11 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from alignment import models, parallel
+from tests import helpers
 
 BATCH = 16  # global, per pair type: 2 per device on 8 devices
 
-MODEL = dict(
-    dtype="float32",
-    tower_dim=16,
-    fc_dims=(16, 16),
-    num_classes=7,
-    vision=dict(
-        image_size=24,
-        channels=(4, 8, 8, 8, 8),
-        kernels=(5, 3, 3, 3, 3),
-        strides=(2, 1, 1, 1, 1),
-        pool="maxmean",
-    ),
-    sound=dict(
-        time_steps=16,
-        freq_bins=9,
-        channels=(8, 8, 8, 8),
-        kernels=(3, 3, 3, 3),
-        strides=(1, 2, 1, 1),
-    ),
-    text=dict(max_words=6, word_dim=5, channels=(8, 8, 8, 8), kernels=(3, 3, 3, 3)),
-)
+MODEL = helpers.TINY_MODEL
 TEACHER = dict(
     image_size=24,
     channels=(4, 4, 4, 4, 4),
