@@ -40,9 +40,12 @@ class Stages:
 
 
 def _with_objective(config, objective: str):
+    """The config of one student run; validation during training is off, since every run is evaluated
+    on the test set right after."""
     config = config.copy_and_resolve_references()
     config.unlock()
     config.loss.objective = objective
+    config.eval_every = 0
     config.lock()
     return config
 
@@ -50,7 +53,7 @@ def _with_objective(config, objective: str):
 def run_demo(config, workdir: str) -> str:
     """Runs every stage; returns the markdown tables (also in <workdir>/report.md)."""
     start = time.perf_counter()
-    stages = Stages(total=3 + len(OBJECTIVES) + 2)
+    stages = Stages(total=3 + 2 * len(OBJECTIVES) + 2)
     mesh = parallel.make_mesh()
     builder = stages.run("build the world data set (cached)", data.build, config.data)
 
@@ -59,6 +62,7 @@ def run_demo(config, workdir: str) -> str:
     module, params, teacher_metrics = stages.run(
         "train the teacher on the fine classes", teacher.train_teacher, config, builder, mesh
     )
+    print("teacher: " + " | ".join(f"{k} {v:.3f}" for k, v in teacher_metrics.items()), flush=True)
     teacher.save_teacher(teacher_dir, params, {"metrics": teacher_metrics})
     stages.run(
         "write the teacher's probabilities beside the data set",
@@ -73,13 +77,11 @@ def run_demo(config, workdir: str) -> str:
     for objective, name in OBJECTIVES:
         run_dir = os.path.join(workdir, objective)
         shutil.rmtree(run_dir, ignore_errors=True)
-        stages.run(
-            f"train the students: {name}",
-            trainer.train,
-            _with_objective(config, objective),
-            run_dir,
+        run_config = _with_objective(config, objective)
+        stages.run(f"train the students: {name}", trainer.train, run_config, run_dir)
+        results[name] = stages.run(
+            f"evaluate {name}", evaluation.evaluate_checkpoint, run_config, run_dir
         )
-        results[name] = evaluation.evaluate_checkpoint(_with_objective(config, objective), run_dir)
 
     baselines = stages.run(
         "baselines: linear regression, CCA, normalized CCA",

@@ -25,8 +25,9 @@ CPU_COLLECTIVES = flags.DEFINE_bool(
 
 
 def initialize() -> None:
-    """Quiets library INFO logs and joins the multi-process job when --distributed is set."""
-    logging.set_verbosity(logging.WARNING)
+    """Quiets library logs and joins the multi-process job when --distributed is set."""
+    # Library INFO and WARNING lines (orbax, TFDS) drown the progress lines; errors still show.
+    logging.set_verbosity(logging.ERROR)
     if not DISTRIBUTED.value:
         return
     if CPU_COLLECTIVES.value:

@@ -87,7 +87,7 @@ def base_config() -> ml_collections.ConfigDict:
         dict(learning_rate=2e-3, warmup_steps=100, weight_decay=1e-4, grad_clip=5.0)
     )
     c.batch_size = 64  # global, per pair type: each step sees this many image+sound and image+text
-    c.total_steps = 2000
+    c.total_steps = 1600
     c.halt_at_step = (
         0  # stop here with a checkpoint, as a preemption would (resume by rerunning); 0 = never
     )
