@@ -39,12 +39,14 @@ class Stages:
         return result
 
 
-def _with_objective(config, objective: str):
-    """The config of one student run; validation during training is off, since every run is evaluated
-    on the test set right after."""
+def _with_objective(config, objective: str, teacher_dir: str):
+    """The config of one student run, reading the demo's teacher; validation during training is off,
+    since every run is evaluated on the test set right after."""
     config = config.copy_and_resolve_references()
     config.unlock()
     config.loss.objective = objective
+    config.teacher.source = "checkpoint"
+    config.teacher.path = teacher_dir
     config.eval_every = 0
     config.lock()
     return config
@@ -77,7 +79,7 @@ def run_demo(config, workdir: str) -> str:
     for objective, name in OBJECTIVES:
         run_dir = os.path.join(workdir, objective)
         shutil.rmtree(run_dir, ignore_errors=True)
-        run_config = _with_objective(config, objective)
+        run_config = _with_objective(config, objective, teacher_dir)
         stages.run(f"train the students: {name}", trainer.train, run_config, run_dir)
         results[name] = stages.run(
             f"evaluate {name}", evaluation.evaluate_checkpoint, run_config, run_dir

@@ -200,6 +200,8 @@ def _train(config: Any, workdir: str) -> TrainState:
         state = parallel.create_train_state(
             model, optimizer, jax.random.PRNGKey(config.seed), _example_batch(config), mesh
         )
+        if config.init_vision_from_teacher:
+            state = _vision_from_teacher(config, workdir, state, mesh)
     start = int(jax.device_get(state.step))
     if start >= config.total_steps:
         manager.close()
@@ -256,6 +258,22 @@ def _train(config: Any, workdir: str) -> TrainState:
     manager.close()
     writer.close()
     return state
+
+
+def _vision_from_teacher(config: Any, workdir: str, state: TrainState, mesh) -> TrainState:
+    """Starts the vision tower's conv layers from the teacher's, as a student AlexNet starts from
+    ImageNet weights: the image student then begins by seeing what the teacher sees."""
+    _, teacher_params = teacher.restore_teacher(config, teacher.teacher_dir(config, workdir), mesh)
+    ours, theirs = state.params["vision"]["features"], teacher_params["features"]
+    shapes = lambda tree: jax.tree.map(lambda x: x.shape, tree)
+    if shapes(ours) != shapes(theirs):
+        raise ValueError(
+            f"config.init_vision_from_teacher: the teacher's conv layers {shapes(theirs)} differ from "
+            f"the vision tower's {shapes(ours)}; give config.teacher and config.model.vision the same "
+            "channels and kernels, or set --config.init_vision_from_teacher=False"
+        )
+    vision = {**state.params["vision"], "features": theirs}
+    return state.replace(params={**state.params, "vision": vision})
 
 
 def _has_teacher_probs(builder) -> bool:

@@ -123,3 +123,20 @@ def test_non_finite_steps_can_be_skipped_and_counted(tiny_world, tmp_path):
     assert int(state.nonfinite_count) > 0
     saved, _ = helpers.restore_params(str(tmp_path), config)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(jax.device_get(saved.params)))
+
+
+def test_vision_tower_starts_from_the_teachers_conv_layers(tiny_world, tmp_path):
+    from alignment import parallel
+    from experiments import teacher
+
+    config = helpers.tiny_config(*tiny_world, **{"optimizer.learning_rate": 0.0, "halt_at_step": 1})
+    trainer.train(config, str(tmp_path))
+    state, _ = helpers.restore_params(str(tmp_path), config)
+    _, teacher_params = teacher.restore_teacher(config, tiny_world[1], parallel.make_mesh())
+    helpers.assert_trees_equal(state.params["vision"]["features"], teacher_params["features"])
+
+
+def test_vision_init_refuses_a_teacher_of_other_widths(tiny_world, tmp_path):
+    config = helpers.tiny_config(*tiny_world, **{"model.vision.channels": (8, 8, 8, 8, 16)})
+    with pytest.raises(ValueError, match="init_vision_from_teacher"):
+        trainer.train(config, str(tmp_path))

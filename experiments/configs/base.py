@@ -88,6 +88,8 @@ def base_config() -> ml_collections.ConfigDict:
     )
     c.batch_size = 64  # global, per pair type: each step sees this many image+sound and image+text
     c.total_steps = 1600
+    # Start the vision tower's conv layers from the teacher's (needs the same channels and kernels).
+    c.init_vision_from_teacher = True
     c.halt_at_step = (
         0  # stop here with a checkpoint, as a preemption would (resume by rerunning); 0 = never
     )

@@ -56,6 +56,8 @@ def get_config() -> ml_collections.ConfigDict:
         num_classes=1000,
         source="torchvision",
     )
+    # The student AlexNet (96-256-384-384-256) and torchvision's (64-192-384-256-256) differ in width.
+    c.init_vision_from_teacher = False
     c.optimizer.update(learning_rate=1e-4, warmup_steps=2000)
     c.batch_size = 256
     c.total_steps = 200_000
