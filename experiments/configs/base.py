@@ -63,9 +63,9 @@ def base_config() -> ml_collections.ConfigDict:
             # "checkpoint": restore a teacher checkpoint directory.
             source="train",
             path="",
-            total_steps=1500,
+            total_steps=2500,
             batch_size=128,
-            learning_rate=2e-3,
+            learning_rate=3e-3,
             precompute=False,  # write teacher_probs beside the data set after train/import
         )
     )
