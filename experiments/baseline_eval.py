@@ -7,7 +7,7 @@ The linear baselines (alignment.baselines) are fit between modality-specific fea
   text:  mean of the caption's word vectors under its mask ([D]).
 IMG<->SND is fit on train image+sound rows, IMG<->TXT on train image+text rows, and the never-paired
 SND<->TXT through the image bridge (fit_bridge). At most `max_pairs` pairs of each kind are used, taken
-from the first 2 * max_pairs stored train rows (TFDS stores rows in a shuffled order).
+from the first 2 * max_pairs stored train rows (stored in generated order; the world alternates kinds).
 Random ranks Gaussian embeddings drawn with config.seed (so its recall@k is measured as well).
 Every row is scored on the test triplets with the protocol of experiments/checkpoint_eval.py.
 """
@@ -23,7 +23,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from alignment import baselines, parallel, retrieval
 from experiments import checkpoint_eval, teacher
-from experiments.embedding import embed_modality
+from experiments.embedding import embed_modality, eval_batch_size
 
 METHOD_ROWS = {"regression": "Linear Reg.", "cca": "CCA", "normalized_cca": "Normalized CCA"}
 MAX_TRAIN_PAIRS = 3000
@@ -76,7 +76,7 @@ def teacher_penultimate(teacher_module, params, images: np.ndarray, mesh) -> np.
         {"image": images},
         "image",
         ["penultimate"],
-        checkpoint_eval.eval_batch_size(),
+        eval_batch_size(),
     )
     return out["penultimate"]
 

@@ -29,7 +29,7 @@ from alignment import parallel, retrieval, transfer, units
 from alignment.models import create_model
 from data_pipelines import input_pipeline
 from experiments import checkpointing, data, trainer
-from experiments.embedding import embed_modality
+from experiments.embedding import embed_modality, eval_batch_size
 
 MODALITIES = ("image", "sound", "text")
 # Table 1 (pairs seen in training) then Table 2 (sound and text, never paired).
@@ -47,12 +47,6 @@ SPLIT_FEATURES = (
     "id", "image", "sound", "text", "text_mask", "caption", "label",
     "has_image", "has_sound", "has_text",
 )  # fmt: skip
-
-
-def eval_batch_size() -> int:
-    """Embedding batch: about 256, a multiple of the device count."""
-    devices = jax.device_count()
-    return max(devices, 256 - 256 % devices)
 
 
 def restore_params(config: Any, workdir: str, mesh) -> tuple[Any, Any, int]:

@@ -10,6 +10,12 @@ import numpy as np
 MODALITY_INPUTS = {"image": "image", "sound": "sound", "text": "text"}
 
 
+def eval_batch_size() -> int:
+    """Embedding batch: about 256, a multiple of the device count."""
+    devices = jax.device_count()
+    return max(devices, 256 - 256 % devices)
+
+
 def embed_modality(
     embed_fn: Callable,
     params,

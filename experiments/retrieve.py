@@ -30,7 +30,7 @@ from alignment import parallel
 from data_pipelines import audio, text, vision
 from data_pipelines.builders.features import WORD_VECTORS_FILE, load_dataset_word_vectors
 from experiments import checkpoint_eval, data, launch
-from experiments.embedding import embed_modality
+from experiments.embedding import embed_modality, eval_batch_size
 
 QUERY_TEXT = flags.DEFINE_string("query_text", None, "A sentence to search with.")
 QUERY_SOUND = flags.DEFINE_string("query_sound", None, "A sound file (wav, flac, ogg, mp3).")
@@ -114,7 +114,7 @@ class SearchIndex:
             arrays,
             modality,
             self.layers,
-            checkpoint_eval.eval_batch_size(),
+            eval_batch_size(),
         )
 
     def gallery(self, modality: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -17,7 +17,7 @@ from alignment.train_state import TrainState
 from data_pipelines import input_pipeline
 from data_pipelines.builders.teacher_probs import teacher_probs_path
 from experiments import checkpointing, data, teacher
-from experiments.embedding import embed_modality
+from experiments.embedding import embed_modality, eval_batch_size
 from experiments.progress import Progress, ScalarWriter
 from experiments.workdir_lock import WorkdirLock
 
@@ -103,18 +103,23 @@ def check_config(config: Any) -> None:
         )
 
 
-def validate(config, model, params, builder, mesh, embed_fn) -> dict[str, float]:
-    """Median rank of the true match among config.eval_items validation (else test) triplets."""
+def load_validation_items(config: Any, builder) -> dict[str, np.ndarray]:
+    """The first config.eval_items validation (else test) triplets, read once per run."""
     split = "validation" if "validation" in builder.info.splits else "test"
     arrays = input_pipeline.load_split(builder, split, ("image", "sound", "text", "text_mask"))
-    arrays = {k: v[: config.eval_items] for k, v in arrays.items()}
-    batch = max(jax.device_count(), 256 - 256 % jax.device_count())
+    return {k: v[: config.eval_items] for k, v in arrays.items()}
+
+
+def validate(config: Any, params, items: dict[str, np.ndarray], embed_fn) -> dict[str, float]:
+    """Median rank of the true match among the validation items, per VALIDATION_DIRECTIONS."""
     layer = config.eval_layers[0]
     reps = {
-        modality: embed_modality(embed_fn, params, arrays, modality, [layer], batch)[layer]
+        modality: embed_modality(embed_fn, params, items, modality, [layer], eval_batch_size())[
+            layer
+        ]
         for modality in ("image", "sound", "text")
     }
-    chunk = min(config.eval_chunk, len(arrays["image"]))
+    chunk = min(config.eval_chunk, len(items["image"]))
     return {
         f"val/{a[:3]}_{b[:3]}_median_rank": float(
             retrieval.paper_median_rank(reps[a], reps[b], chunk)
@@ -220,6 +225,7 @@ def _train(config: Any, workdir: str) -> TrainState:
     writer = ScalarWriter(workdir)
     progress = Progress("train", config.total_steps, start, examples_per_step=2 * config.batch_size)
     buffer = _MetricsBuffer()
+    validation_items = None
     skipped = int(jax.device_get(state.nonfinite_count))
     meta = {"config": json.loads(config.to_json_best_effort())}
     for step in range(start, config.total_steps):
@@ -243,7 +249,9 @@ def _train(config: Any, workdir: str) -> TrainState:
             and jax.process_count() == 1
             and (done % config.eval_every == 0 or last)
         ):
-            scores = validate(config, model, state.params, builder, mesh, embed_fn)
+            if validation_items is None:
+                validation_items = load_validation_items(config, builder)
+            scores = validate(config, state.params, validation_items, embed_fn)
             writer.write(done, scores)
             if jax.process_index() == 0:
                 print(
