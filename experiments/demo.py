@@ -1,5 +1,6 @@
 """The main job (`make demo`): build the bundled world, train the teacher, train the students with each
-objective (model transfer, ranking, both), evaluate them against the baselines, write a report.
+objective (model transfer, ranking, both), evaluate them against the baselines and against linear probes
+on raw inputs, write a report.
 
     python -m experiments.demo --config=experiments/configs/world.py --workdir=runs/demo
 
@@ -17,7 +18,7 @@ import time
 from absl import app
 
 from alignment import parallel
-from experiments import data, evaluation, launch, report, teacher, trainer
+from experiments import data, evaluation, launch, raw_probe, report, teacher, trainer
 
 OBJECTIVES = (("transfer", "Model Transfer"), ("ranking", "Ranking"), ("both", "Both"))
 
@@ -55,7 +56,7 @@ def _with_objective(config, objective: str, teacher_dir: str):
 def run_demo(config, workdir: str) -> str:
     """Runs every stage; returns the markdown tables (also in <workdir>/report.md)."""
     start = time.perf_counter()
-    stages = Stages(total=3 + 2 * len(OBJECTIVES) + 2)
+    stages = Stages(total=3 + 2 * len(OBJECTIVES) + 3)
     mesh = parallel.make_mesh()
     builder = stages.run("build the world data set (cached)", data.build, config.data)
 
@@ -92,6 +93,11 @@ def run_demo(config, workdir: str) -> str:
         builder,
         workdir,
     )
+    raw_probes = stages.run(
+        "linear probes on raw pixels, spectrograms and bags of words",
+        raw_probe.raw_input_probes,
+        builder,
+    )
     rows = {**baselines, **results}
     markdown = stages.run(
         "write the report",
@@ -101,6 +107,7 @@ def run_demo(config, workdir: str) -> str:
         teacher_metrics,
         stages.times,
         [os.path.join(workdir, objective) for objective, _ in OBJECTIVES],
+        raw_probes,
     )
     total = time.perf_counter() - start
     print(markdown)

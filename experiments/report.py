@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -49,9 +50,11 @@ def write_report(
     teacher_metrics: Mapping[str, float],
     stage_times: Mapping[str, float],
     run_dirs: Sequence[str],
+    raw_probes: Mapping[str, Any] | None = None,
 ) -> str:
-    """Writes <workdir>/report.md, results.json, tables.md and PNGs; returns the tables' markdown."""
-    tables = evaluation.write_report(dict(rows), workdir)
+    """Writes <workdir>/report.md, results.json, raw_probes.json, tables.md and PNGs; returns the
+    tables' markdown."""
+    tables = evaluation.write_report(dict(rows), workdir, raw_probes)
     plot_training_curves(run_dirs, os.path.join(workdir, "training_curves.png"))
     lines = [
         "# See, Hear, and Read on the bundled world",

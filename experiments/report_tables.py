@@ -29,6 +29,7 @@ ROW_ORDER = ("Random", "Linear Reg.", "CCA", "Normalized CCA", "Model Transfer",
 SHORT = {"image": "IMG", "sound": "SND", "text": "TXT"}
 TABLES_FILE = "tables.md"
 RESULTS_FILE = "results.json"
+RAW_PROBES_FILE = "raw_probes.json"
 PLOT_FILE = "median_ranks.png"
 
 # The paper's numbers (median rank on chunks of 1000 test pairs; random about 500).
@@ -152,6 +153,30 @@ def _transfer_section(results_by_row: Mapping[str, Any], names: Sequence[str]) -
     ]
 
 
+def _raw_probe_section(
+    raw_probes: Mapping[str, Any] | None, results_by_row: Mapping[str, Any], names: Sequence[str]
+) -> list[str]:
+    """Raw-input probes beside the same probe on each trained row (the transfer matrix's diagonal)."""
+    if not raw_probes:
+        return []
+    trained = [n for n in names if results_by_row[n].get("transfer")]
+    header = ["modality", "raw input", *trained, "chance"]
+    rows = []
+    for m, accuracy in raw_probes["accuracy"].items():
+        diagonal = [results_by_row[n]["transfer"]["table"][m][m] for n in trained]
+        cells = [100 * accuracy, *(100 * a for a in diagonal), 100 * raw_probes["chance"]]
+        rows.append([SHORT.get(m, m), *(_number(c) for c in cells)])
+    return [
+        "## Linear probes: raw input against the trained network (top-1 %, same modality)",
+        "",
+        *_table(header, rows),
+        "",
+        "Raw input: pixels, the log spectrogram and a bag of words, standardized, under the classifier "
+        "that scores the networks (trained on the validation rows, tested on the test rows).",
+        "",
+    ]
+
+
 def _recall_section(results_by_row: Mapping[str, Any], names: Sequence[str]) -> list[str]:
     ks = " / ".join(f"R@{k}" for k in RECALL_KS)
     header = ["Method"] + [_label(d) for d in DIRECTIONS]
@@ -204,7 +229,9 @@ def _baseline_notes(results_by_row: Mapping[str, Any]) -> list[str]:
     return [*lines, ""] if lines else []
 
 
-def tables_markdown(results_by_row: Mapping[str, Any]) -> str:
+def tables_markdown(
+    results_by_row: Mapping[str, Any], raw_probes: Mapping[str, Any] | None = None
+) -> str:
     """The markdown of write_tables (nothing written)."""
     names = ordered_rows(results_by_row)
     paper_both = " / ".join(_number(PAPER_TABLE1_BOTH[_key(d)]) for d in PAIRED_DIRECTIONS)
@@ -228,15 +255,21 @@ def tables_markdown(results_by_row: Mapping[str, Any]) -> str:
             PAPER_TABLE2,
         ),
         *_transfer_section(results_by_row, names),
+        *_raw_probe_section(raw_probes, results_by_row, names),
         *_recall_section(results_by_row, names),
         *_units_section(results_by_row, names),
     ]
     return "\n".join(lines)
 
 
-def write_tables(results_by_row: Mapping[str, Any], out_dir: str) -> str:
-    """Writes <out_dir>/tables.md (Tables 1-3, recall@k, hidden units) and returns its markdown."""
-    markdown = tables_markdown(results_by_row)
+def write_tables(
+    results_by_row: Mapping[str, Any],
+    out_dir: str,
+    raw_probes: Mapping[str, Any] | None = None,
+) -> str:
+    """Writes <out_dir>/tables.md (Tables 1-3, raw-input probes if given, recall@k, hidden units) and
+    returns its markdown. raw_probes is the dict of experiments.raw_probe.raw_input_probes."""
+    markdown = tables_markdown(results_by_row, raw_probes)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, TABLES_FILE), "w", encoding="utf-8") as f:
         f.write(markdown)
@@ -278,10 +311,18 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_report(results_by_row: Mapping[str, Any], out_dir: str) -> str:
-    """Writes results.json, tables.md and median_ranks.png into out_dir; returns the markdown."""
+def write_report(
+    results_by_row: Mapping[str, Any],
+    out_dir: str,
+    raw_probes: Mapping[str, Any] | None = None,
+) -> str:
+    """Writes results.json (and raw_probes.json if given), tables.md and median_ranks.png into out_dir;
+    returns the markdown."""
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, RESULTS_FILE), "w", encoding="utf-8") as f:
-        json.dump(_json_safe(results_by_row), f, indent=1)
+    written = {RESULTS_FILE: results_by_row, RAW_PROBES_FILE: raw_probes}
+    for name, value in written.items():
+        if value is not None:
+            with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
+                json.dump(_json_safe(value), f, indent=1)
     plot_median_ranks(results_by_row, os.path.join(out_dir, PLOT_FILE))
-    return write_tables(results_by_row, out_dir)
+    return write_tables(results_by_row, out_dir, raw_probes)

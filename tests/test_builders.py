@@ -49,7 +49,7 @@ def test_world_builds_every_split_with_contract_features(world_dir):
     first = rows[0]
     assert first["image"].shape == (40, 40, 3) and first["image"].dtype == np.uint8
     assert first["sound"].shape == (64, 65) and first["sound"].dtype == np.float32
-    assert first["text"].shape == (12, 32) and first["text_mask"].dtype == bool
+    assert first["text"].shape == (16, 32) and first["text_mask"].dtype == bool
     for r in rows:
         assert np.all(np.isfinite(r["sound"])) and np.all(np.isfinite(r["text"]))
         assert (r["text_mask"].any() == r["has_text"]) and r["label"] >= 0 and r["fine_label"] >= 0

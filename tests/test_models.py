@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from alignment import models
-from alignment.models.vision import adaptive_avg_pool
+from alignment.models.vision import adaptive_avg_pool, max_pool
 from alignment.parallel import init_compiler_options
 from experiments.configs import paper
 from tests import helpers
@@ -214,3 +215,17 @@ def test_unknown_modality_is_rejected(tiny):
     model, params = tiny
     with pytest.raises(ValueError, match="modality"):
         model.apply({"params": params}, np.zeros((1, 3)), "smell")
+
+
+@pytest.mark.parametrize("size", [(9, 9), (10, 7), (2, 5), (1, 1)])
+def test_max_pool_matches_flax_max_pool(size):
+    x = jax.random.normal(jax.random.key(0), (2, *size, 3))
+    window = min(3, *size)
+    expected = nn.max_pool(x, (window, window), strides=(2, 2), padding="VALID")
+    np.testing.assert_array_equal(max_pool(x), expected)
+    # Without ties the gradient goes to each window's maximum, as max_pool's does.
+    grad = jax.grad(lambda x: jnp.sum(max_pool(x) ** 2))(x)
+    reference = jax.grad(lambda x: jnp.sum(nn.max_pool(x, (window, window), (2, 2), "VALID") ** 2))(
+        x
+    )
+    np.testing.assert_allclose(grad, reference, rtol=1e-6)

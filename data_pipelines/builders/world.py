@@ -73,6 +73,11 @@ class WorldDataset(AlignedBuilder):
         ),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "default"
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Captions name a second, absent concept in a negated clause; 16 words at most.",
+    }
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
         del dl_manager  # everything is generated

@@ -4,6 +4,12 @@ A caption always names the concept (by a synonym), its colour and count; the siz
 some medium instances. Templates vary the grammar; optional distractor words and places are dropped
 until the caption fits max_words.
 
+Every caption also names one other concept in a negated clause ("... but no cats meowing", "no cat but
+...") whose verb appears exactly when the main clause has one, and the place belongs to either concept at
+random. So the bag of words of "a dog, no cat" equals that of "a cat, no dog" in distribution: the
+concept is in the word order (which noun the negation governs), not in which words occur, and a linear
+read-out of the words cannot tell the two apart while a model of the sequence can.
+
 The background corpus stands in for the large text pretrained word vectors are learned from. It puts
 colour, size and count words in contexts of their own (each colour with its own objects, each size with
 big or small things, each number with its own counted objects) and concept words with their verbs and
@@ -12,9 +18,11 @@ places, never together with attribute words, so no corpus sentence can equal a c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from data_pipelines.world.concepts import COLOUR_NAMES, Concept, Instance
+from data_pipelines.world.concepts import COLOUR_NAMES, MAX_COUNT, Concept, Instance
 
 SIZE_WORDS = (("small", "tiny", "little"), ("medium", "", ""), ("big", "large", "huge"))
 COUNT_WORDS = (("a", "one", "a single"), ("two", "a pair of"), ("three",))
@@ -32,6 +40,9 @@ TEMPLATES = (
     "{det} {size} {noun} painted {colour} [place] [filler]",
     "i see {det} {colour} {noun} {verb} [place]",
 )
+# The clause naming the absent concept: after the main clause, or before it.
+NEGATIONS_AFTER = ("but no", "and no", "not any", "without any")
+NEGATIONS_BEFORE = (("no", "but"), ("no", "just"), ("not any", "but"))
 
 
 def plural(noun: str) -> str:
@@ -50,47 +61,71 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def make_caption(rng: np.random.Generator, instance: Instance, max_words: int) -> str:
-    """A caption of `instance` with at most max_words words (lowercase, no punctuation)."""
-    concept = instance.concept
+def _noun_phrase(rng: np.random.Generator, concept: Concept, count: int) -> str:
     noun = _pick(rng, concept.nouns)
+    return noun if count == 1 else plural(noun)
+
+
+def make_caption(
+    rng: np.random.Generator, instance: Instance, concepts: Sequence[Concept], max_words: int
+) -> str:
+    """A caption of `instance` with at most max_words words (lowercase, no punctuation).
+
+    The negated clause names a concept drawn uniformly from the others in `concepts`; it is left out
+    only when the main clause alone fills max_words.
+    """
+    concept = instance.concept
+    others = [c for c in concepts if c.index != concept.index]
+    absent = others[int(rng.integers(len(others)))] if others else None
     det = _pick(rng, COUNT_WORDS[instance.count - 1])
     template = _pick(rng, TEMPLATES)
     size_words: tuple[str, ...] = SIZE_WORDS[instance.size]
     if " and " in template:  # "a dog and red" reads wrong: keep a size word there
         size_words = tuple(w for w in size_words if w)
+    place_owner = absent if absent is not None and rng.random() < 0.5 else concept
     words = {
         "det": det,
         "be": "is" if instance.count == 1 else "are",
         "size": _pick(rng, size_words),
         "colour": COLOUR_NAMES[instance.colour],
-        "noun": noun if instance.count == 1 else plural(noun),
+        "noun": _noun_phrase(rng, concept, instance.count),
         "verb": _pick(rng, concept.verbs),
-        "place": _pick(rng, concept.places),
+        "place": _pick(rng, place_owner.places),
         "filler": _pick(rng, FILLERS),
     }
     parts = template.split()
+    if absent is not None:
+        words["absent"] = _noun_phrase(rng, absent, int(rng.integers(1, MAX_COUNT + 1)))
+        words["absent_verb"] = _pick(rng, absent.verbs)
+        # The absent concept's verb goes with it exactly when the main clause has a verb.
+        clause = ["{absent}"] + (["{absent_verb}"] if "{verb}" in parts else [])
+        if rng.random() < 0.5:
+            parts = parts + _pick(rng, NEGATIONS_AFTER).split() + clause
+        else:
+            negation, joint = NEGATIONS_BEFORE[int(rng.integers(len(NEGATIONS_BEFORE)))]
+            parts = negation.split() + clause + [joint] + parts
     optional = [i for i, p in enumerate(parts) if p.startswith("[")]
     keep = [not (i in optional and rng.random() < 0.4) for i in range(len(parts))]
 
-    def render() -> list[str]:
+    def render(parts: list[str], keep: list[bool]) -> list[str]:
         out = []
         for part, kept in zip(parts, keep, strict=True):
             if kept:
                 out.extend(words[part.strip("{}[]")].split() if part[0] in "{[" else [part])
-        return out
+        # "a" before a vowel; a medium size may leave no word at all.
+        out = [w for w in out if w]
+        return ["an" if w == "a" and i + 1 < len(out) and out[i + 1][0] in "aeiou" else w
+                for i, w in enumerate(out)]  # fmt: skip
 
-    tokens = render()
+    tokens = render(parts, keep)
     for i in reversed(optional):
         if len(tokens) <= max_words:
             break
         keep[i] = False
-        tokens = render()
-    # "a" before a vowel; a medium size may leave no word at all.
-    tokens = [w for w in tokens if w]
-    for i in range(len(tokens) - 1):
-        if tokens[i] == "a" and tokens[i + 1][0] in "aeiou":
-            tokens[i] = "an"
+        tokens = render(parts, keep)
+    if len(tokens) > max_words:  # the main clause alone fills the caption
+        main = template.split()
+        tokens = render(main, [not p.startswith("[") for p in main])
     return " ".join(tokens[:max_words])
 
 

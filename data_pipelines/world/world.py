@@ -52,7 +52,7 @@ class WorldConfig:
     image_size: int = 40
     sample_rate: int = 8000
     clip_seconds: float = 1.0
-    caption_words: int = 12
+    caption_words: int = 16
     seed: int = 0
     num_train_sound: int = 20_000
     num_train_text: int = 20_000
@@ -148,7 +148,9 @@ class World:
                 self._rng(split, index, 2), instance, c.sample_rate, c.clip_seconds
             )
         if kind != "image_sound":
-            caption = make_caption(self._rng(split, index, 3), instance, c.caption_words)
+            caption = make_caption(
+                self._rng(split, index, 3), instance, self.concepts, c.caption_words
+            )
         return dict(
             id=f"{split}-{index:07d}",
             image=image,
@@ -165,7 +167,8 @@ class World:
         kind, _, instance = self._instance(split, index)
         if kind == "image_sound":
             return None
-        return make_caption(self._rng(split, index, 3), instance, self.config.caption_words)
+        rng = self._rng(split, index, 3)
+        return make_caption(rng, instance, self.concepts, self.config.caption_words)
 
     def _rng(self, split: str, index: int, part: int) -> np.random.Generator:
         return np.random.default_rng([self.config.seed, SPLITS.index(split), index, part])

@@ -1,0 +1,118 @@
+"""Linear probes on raw inputs: how well raw pixels, spectrograms and bags of words name the concept.
+
+The same classifier that scores the network's representation in the classifier-transfer matrix
+(alignment.transfer.fit_linear_classifier, trained on the labeled validation rows, tested on the labeled
+test rows) is fit on raw inputs of each modality:
+  image: pixels in [0, 1], [H * W * 3];
+  sound: the log spectrogram the sound tower reads, [T * F];
+  text:  a bag of words, [V] word counts over the vocabulary of the training captions.
+Features are standardized with the training rows' mean and deviation, and the L2 penalty is picked from
+L2_GRID on a held-out fifth of the training rows before the final fit on all of them. A representation
+that aligns concepts should classify far above these numbers; a world whose raw inputs already name the
+concept linearly would make the network's accuracy meaningless.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from alignment import transfer
+from experiments import checkpoint_eval
+from experiments.baseline_eval import raw_pixels
+
+MODALITIES = checkpoint_eval.MODALITIES
+L2_GRID = (1e-4, 1e-2, 1.0)
+HOLDOUT_FRACTION = 0.2
+MAX_STEPS = 200
+_FEATURES = ("image", "sound", "caption", "label", "has_image", "has_sound", "has_text")
+
+
+def bag_of_words(captions: np.ndarray, vocabulary: dict[str, int]) -> np.ndarray:
+    """str [N] captions -> float32 [N, V] word counts; words outside the vocabulary are dropped."""
+    counts = np.zeros((len(captions), len(vocabulary)), np.float32)
+    for i, caption in enumerate(captions):
+        for word in str(caption).split():
+            if word in vocabulary:
+                counts[i, vocabulary[word]] += 1.0
+    return counts
+
+
+def raw_features(
+    arrays: dict[str, np.ndarray], vocabulary: dict[str, int]
+) -> dict[str, np.ndarray]:
+    """{modality: [N, D]} raw inputs of every row of a split (see the module docstring)."""
+    sound = np.asarray(arrays["sound"], np.float32)
+    return {
+        "image": raw_pixels(arrays["image"]),
+        "sound": sound.reshape(len(sound), -1),
+        "text": bag_of_words(arrays["caption"], vocabulary),
+    }
+
+
+def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-6
+    return (train - mean) / std, (test - mean) / std
+
+
+def probe_accuracy(
+    train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,
+    num_classes: int,
+) -> tuple[float, float]:  # fmt: skip
+    """Top-1 test accuracy of a standardized linear probe and the L2 penalty picked for it.
+
+    Args:
+      train, test: [N, D] and [M, D] raw features.
+      train_labels, test_labels: int [N] and [M] in [0, num_classes).
+      num_classes: C.
+    """
+    train, test = _standardize(np.asarray(train, np.float64), np.asarray(test, np.float64))
+    order = np.random.default_rng(0).permutation(len(train))
+    held, fit = np.split(order, [int(HOLDOUT_FRACTION * len(train))])
+
+    def held_out(l2: float) -> float:
+        classifier = transfer.fit_linear_classifier(
+            train[fit], train_labels[fit], num_classes, l2=l2, max_steps=MAX_STEPS
+        )
+        return classifier.accuracy(train[held], train_labels[held])
+
+    l2 = max(L2_GRID, key=held_out)
+    classifier = transfer.fit_linear_classifier(
+        train, train_labels, num_classes, l2=l2, max_steps=MAX_STEPS
+    )
+    return classifier.accuracy(test, test_labels), l2
+
+
+def raw_input_probes(builder) -> dict[str, Any]:
+    """Raw-input probe accuracies of a built data set with labeled validation and test rows.
+
+    Returns:
+      {"accuracy": {modality: top-1}, "l2": {modality: penalty}, "num_train": {modality: N},
+       "num_test": {modality: M}, "num_classes": C, "chance": 1 / C, "seconds": wall time}.
+    """
+    start = time.perf_counter()
+    train = checkpoint_eval.load_rows(builder, "validation", _FEATURES)
+    test = checkpoint_eval.load_rows(builder, "test", _FEATURES)
+    rows = {
+        split: {m: np.flatnonzero(a[f"has_{m}"] & (a["label"] >= 0)) for m in MODALITIES}
+        for split, a in (("train", train), ("test", test))
+    }
+    if not all(len(r) for split in rows.values() for r in split.values()):
+        raise ValueError("raw-input probes need labeled validation and test rows of every modality")
+    words = sorted({w for c in train["caption"][rows["train"]["text"]] for w in str(c).split()})
+    vocabulary = {w: i for i, w in enumerate(words)}
+    train_x, test_x = raw_features(train, vocabulary), raw_features(test, vocabulary)
+    num_classes = int(max(train["label"].max(), test["label"].max())) + 1
+    result: dict[str, Any] = {"accuracy": {}, "l2": {}, "num_train": {}, "num_test": {}}
+    for m in MODALITIES:
+        tr, te = rows["train"][m], rows["test"][m]
+        accuracy, l2 = probe_accuracy(
+            train_x[m][tr], train["label"][tr], test_x[m][te], test["label"][te], num_classes
+        )
+        result["accuracy"][m], result["l2"][m] = accuracy, l2
+        result["num_train"][m], result["num_test"][m] = len(tr), len(te)
+    result.update(num_classes=num_classes, chance=1.0 / num_classes)
+    result["seconds"] = time.perf_counter() - start
+    return result

@@ -1,0 +1,54 @@
+"""Linear probes on raw inputs: the features, the probe itself and the report section."""
+
+import numpy as np
+import pytest
+
+from experiments import data, raw_probe
+from experiments.evaluation import tables_markdown
+from tests import helpers
+
+
+def test_bag_of_words_counts_known_words():
+    vocabulary = {"dog": 0, "no": 1, "cat": 2}
+    counts = raw_probe.bag_of_words(np.array(["a dog no cat dog", "fish"]), vocabulary)
+    np.testing.assert_array_equal(counts, [[2, 1, 1], [0, 0, 0]])
+
+
+def test_probe_reads_separable_features_and_not_noise():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(4, size=400)
+    centres = rng.normal(size=(4, 20)) * 3.0
+    separable = centres[labels] + rng.normal(size=(400, 20))
+    accuracy, l2 = raw_probe.probe_accuracy(
+        separable[:200], labels[:200], separable[200:], labels[200:], 4
+    )
+    assert accuracy > 0.95 and l2 in raw_probe.L2_GRID
+    noise = rng.normal(size=(400, 20))
+    accuracy, _ = raw_probe.probe_accuracy(noise[:200], labels[:200], noise[200:], labels[200:], 4)
+    assert accuracy < 0.45  # chance is 0.25
+
+
+def test_raw_input_probes_on_the_tiny_world(tiny_world):
+    config = helpers.tiny_config(*tiny_world)
+    result = raw_probe.raw_input_probes(data.open_built(config.data))
+    assert set(result["accuracy"]) == {"image", "sound", "text"}
+    assert all(0.0 <= a <= 1.0 for a in result["accuracy"].values())
+    assert all(l2 in raw_probe.L2_GRID for l2 in result["l2"].values())
+    assert result["chance"] == pytest.approx(1 / result["num_classes"])
+    assert all(n > 0 for n in (*result["num_train"].values(), *result["num_test"].values()))
+
+
+def test_report_shows_raw_probes_beside_the_network():
+    scores = {"median_rank": 5.0, "recall@1": 0.1, "recall@5": 0.3, "recall@10": 0.5}
+    table = {m: {"image": 0.7, "sound": 0.9, "text": 0.95} for m in ("image", "sound", "text")}
+    both = {
+        "retrieval": {"image->sound": scores},
+        "transfer": {"table": {**table, "chance": dict.fromkeys(table, 0.25)}},
+    }
+    raw = {"accuracy": {"image": 0.06, "sound": 0.4, "text": 0.5}, "chance": 0.25}
+    markdown = tables_markdown({"Both": both}, raw)
+    section = markdown.split("## Linear probes")[1].split("## ")[0]
+    assert "| modality | raw input | Both | chance |" in section
+    assert "| IMG | 6.0 | 70.0 | 25.0 |" in section
+    assert "| TXT | 50.0 | 95.0 | 25.0 |" in section
+    assert "## Linear probes" not in tables_markdown({"Both": both})
