@@ -34,7 +34,7 @@ def test_training_batches_follow_the_contract_layout(data_dir):
     assert pair["image"].shape == (8, 40, 40, 3) and pair["image"].dtype == np.uint8
     assert pair["sound"].shape == (8, 64, 65) and pair["sound"].dtype == np.float32
     pair = batch["image_text"]
-    assert pair["text"].shape == (8, 12, 32) and pair["text_mask"].shape == (8, 12)
+    assert pair["text"].shape == (8, 16, 32) and pair["text_mask"].shape == (8, 16)
     assert pair["text_mask"].dtype == bool and "teacher_probs" not in pair
 
 
