@@ -112,33 +112,6 @@ def _representations(
     return cast(dict[str, jax.Array], reps)
 
 
-def _stream_representations(
-    model: TriModalNet, params: Any, batch: Mapping[str, Mapping[str, jax.Array]], rng: jax.Array
-) -> dict[str, dict[str, dict[str, jax.Array]]]:
-    """{stream: {modality: {layer: [B_stream, D]}}} of every stream in `batch`.
-
-    The images of all streams go through the vision tower as one batch: one call per layer instead of
-    one per stream, which keeps the convolutions' matrices larger (the vision tower dominates the step).
-    """
-    names = [name for name in batch if "image" in STREAMS[name]]
-    sizes = [batch[name]["image"].shape[0] for name in names]
-    images = jnp.concatenate([batch[name]["image"] for name in names])
-    image_reps = _representations(model, params, {"image": images}, "image", rng)
-    bounds = np.cumsum(sizes)[:-1].tolist()
-    split = {layer: jnp.split(rep, bounds) for layer, rep in image_reps.items()}
-    reps: dict[str, dict[str, dict[str, jax.Array]]] = {}
-    for i, (name, inputs) in enumerate(batch.items()):
-        reps[name] = {}
-        for j, modality in enumerate(STREAMS[name]):
-            if modality == "image":
-                k = names.index(name)
-                reps[name][modality] = {layer: parts[k] for layer, parts in split.items()}
-            else:
-                key = jax.random.fold_in(rng, 2 * i + j + 1)
-                reps[name][modality] = _representations(model, params, inputs, modality, key)
-    return reps
-
-
 def make_train_step(
     model: TriModalNet,
     optimizer: optax.GradientTransformation,
@@ -177,7 +150,14 @@ def make_train_step(
             return lax.all_gather(x, AXIS, tiled=True), device * x.shape[0]
 
         def loss_fn(params):
-            reps = _stream_representations(model, params, batch, rng)
+            reps = {}
+            for i, (name, inputs) in enumerate(batch.items()):
+                reps[name] = {
+                    modality: _representations(
+                        model, params, inputs, modality, jax.random.fold_in(rng, 2 * i + j)
+                    )
+                    for j, modality in enumerate(STREAMS[name])
+                }
             return objective(reps, teacher_probs, loss_cfg, gather)
 
         # Per-device copies of the parameters: each device differentiates its own share of the loss

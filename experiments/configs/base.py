@@ -74,7 +74,7 @@ def base_config() -> ml_collections.ConfigDict:
         dict(
             objective="both",  # transfer | ranking | both
             kl_weight=1.0,
-            ranking_weight=0.3,
+            ranking_weight=1.0,
             margin=0.2,
             layers=("fc7",),
             ranking_kind="hinge",  # hinge (the paper) | infonce
