@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import time
@@ -171,6 +172,11 @@ def main() -> None:
     results = run(sections, args.repeats)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"{results['date']}.json")
+    # A second run on the same day gets <date>-2.json, -3, ...: earlier results are kept.
+    for n in itertools.count(2):
+        if not os.path.exists(path):
+            break
+        path = os.path.join(args.out, f"{results['date']}-{n}.json")
     with open(path, "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
     print_table(results)

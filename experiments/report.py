@@ -74,7 +74,7 @@ def write_report(
         "",
         "![training curves](training_curves.png)",
         "",
-        "## Hidden units (Both, fc7)",
+        "## Hidden units (fc7, one grid per run)",
         "",
         *[
             f"![units {os.path.basename(d)}]({os.path.relpath(p, workdir)})"
