@@ -26,7 +26,6 @@ from experiments.baseline_eval import raw_pixels
 MODALITIES = checkpoint_eval.MODALITIES
 L2_GRID = (1e-4, 1e-2, 1.0)
 HOLDOUT_FRACTION = 0.2
-MAX_STEPS = 200
 _FEATURES = ("image", "sound", "caption", "label", "has_image", "has_sound", "has_text")
 
 
@@ -74,18 +73,16 @@ def probe_accuracy(
 
     def held_out(l2: float) -> float:
         classifier = transfer.fit_linear_classifier(
-            train[fit], train_labels[fit], num_classes, l2=l2, max_steps=MAX_STEPS
+            train[fit], train_labels[fit], num_classes, l2=l2
         )
         return classifier.accuracy(train[held], train_labels[held])
 
     l2 = max(L2_GRID, key=held_out)
-    classifier = transfer.fit_linear_classifier(
-        train, train_labels, num_classes, l2=l2, max_steps=MAX_STEPS
-    )
+    classifier = transfer.fit_linear_classifier(train, train_labels, num_classes, l2=l2)
     return classifier.accuracy(test, test_labels), l2
 
 
-def raw_input_probes(builder) -> dict[str, Any]:
+def raw_input_probes(builder: Any) -> dict[str, Any]:
     """Raw-input probe accuracies of a built data set with labeled validation and test rows.
 
     Returns:
