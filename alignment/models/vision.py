@@ -28,21 +28,63 @@ def conv_padding(kernel: int) -> int:
     return min(kernel // 2, 2)
 
 
+def _pool_geometry(height: int, width: int) -> tuple[list[tuple[int, int]], int, int]:
+    """Window offsets (row-major) and output rows, cols of a 3x3 stride-2 pool on a height x width map."""
+    window = min(3, height, width)
+    offsets = [(i, j) for i in range(window) for j in range(window)]
+    return offsets, (height - window) // 2 + 1, (width - window) // 2 + 1
+
+
+def _window_shifts(x: jax.Array) -> list[jax.Array]:
+    """The pool window's strided shifts of x [B, H, W, C], each [B, rows, cols, C], in window order."""
+    offsets, rows, cols = _pool_geometry(x.shape[1], x.shape[2])
+    return [x[:, i : i + 2 * (rows - 1) + 1 : 2, j : j + 2 * (cols - 1) + 1 : 2] for i, j in offsets]
+
+
+@jax.custom_vjp
 def max_pool(x: jax.Array) -> jax.Array:
     """3x3 stride-2 max-pool without padding (torchvision's MaxPool2d(3, 2)) on [B, H, W, C].
 
     The window shrinks to the feature map when that is smaller than 3, so tiny CPU images still work.
+    Values and gradients equal nn.max_pool's (the gradient goes to the first maximum of each window),
+    computed as a max over the window's strided shifts with a hand-written backward pass: XLA's CPU
+    backend runs max_pool's select_and_scatter, and autodiff through a chain of maxima, several
+    times slower than the few selects below.
     """
-    window = min(3, x.shape[1], x.shape[2])
-    rows, cols = (x.shape[1] - window) // 2 + 1, (x.shape[2] - window) // 2 + 1
-    # A max over the window's strided shifts rather than nn.max_pool: the same values, and a gradient
-    # of plain selects, which XLA's CPU backend runs faster than max_pool's select_and_scatter.
-    shifts = [
-        x[:, i : i + 2 * (rows - 1) + 1 : 2, j : j + 2 * (cols - 1) + 1 : 2]
-        for i in range(window)
-        for j in range(window)
-    ]
-    return functools.reduce(jnp.maximum, shifts)
+    return functools.reduce(jnp.maximum, _window_shifts(x))
+
+
+def _max_pool_forward(x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, tuple[int, ...]]]:
+    shifts = _window_shifts(x)
+    pooled = functools.reduce(jnp.maximum, shifts)
+    # Index of each window's first maximum; int8 suffices for at most 9 window positions.
+    first = jnp.full(pooled.shape, len(shifts) - 1, jnp.int8)
+    for k in reversed(range(len(shifts) - 1)):
+        first = jnp.where(shifts[k] == pooled, jnp.int8(k), first)
+    return pooled, (first, x.shape)
+
+
+def _max_pool_backward(
+    residuals: tuple[jax.Array, tuple[int, ...]], grad: jax.Array
+) -> tuple[jax.Array]:
+    first, shape = residuals
+    height, width = shape[1], shape[2]
+    offsets, rows, cols = _pool_geometry(height, width)
+    zero = jnp.zeros((), grad.dtype)
+    grad_x = jnp.zeros(shape, grad.dtype)
+    for k, (i, j) in enumerate(offsets):
+        # Scatter window position k's share back with stride 2: interior padding of 1.
+        spread = (
+            (0, 0, 0),
+            (i, height - i - 2 * (rows - 1) - 1, 1),
+            (j, width - j - 2 * (cols - 1) - 1, 1),
+            (0, 0, 0),
+        )
+        grad_x = grad_x + jax.lax.pad(jnp.where(first == k, grad, zero), zero, spread)
+    return (grad_x,)
+
+
+max_pool.defvjp(_max_pool_forward, _max_pool_backward)
 
 
 def global_max_mean(x: jax.Array) -> jax.Array:
