@@ -38,7 +38,9 @@ def _pool_geometry(height: int, width: int) -> tuple[list[tuple[int, int]], int,
 def _window_shifts(x: jax.Array) -> list[jax.Array]:
     """The pool window's strided shifts of x [B, H, W, C], each [B, rows, cols, C], in window order."""
     offsets, rows, cols = _pool_geometry(x.shape[1], x.shape[2])
-    return [x[:, i : i + 2 * (rows - 1) + 1 : 2, j : j + 2 * (cols - 1) + 1 : 2] for i, j in offsets]
+    return [
+        x[:, i : i + 2 * (rows - 1) + 1 : 2, j : j + 2 * (cols - 1) + 1 : 2] for i, j in offsets
+    ]
 
 
 @jax.custom_vjp
