@@ -3,7 +3,9 @@
     python -m experiments.evaluate --config=experiments/configs/world.py --workdir=runs/world
 
 Use the config (and overrides) the run was trained with. Writes results.json (every number, by row),
-tables.md (Tables 1-3, recall@k, hidden units; also printed), median_ranks.png and units.png.
+tables.md (Tables 1-3, raw-input probes, recall@k, hidden units; also printed), median_ranks.png and
+units.png, and raw_probes.json (linear probes on raw pixels, spectrograms and bags of words; skipped, with
+a line saying why, on a data set without labeled validation and test rows of every modality).
 The baselines (Random, Linear Reg., CCA, Normalized CCA) are fit on the same data set; the image features
 are the teacher's of config.teacher.path or <workdir>/teacher when there is one.
 """
@@ -15,7 +17,7 @@ from typing import Any
 
 from absl import app
 
-from experiments import data, launch
+from experiments import data, launch, raw_probe
 from experiments.evaluation import baseline_results, evaluate_checkpoint, write_report
 
 EVAL_SUBDIR = "eval"
@@ -25,11 +27,17 @@ def run(config: Any, workdir: str) -> str:
     """Evaluates `workdir` and its baselines, writes <workdir>/eval/*, returns the tables' markdown."""
     out_dir = os.path.join(workdir, EVAL_SUBDIR)
     trained = evaluate_checkpoint(config, workdir, out_dir)
-    rows = {
-        **baseline_results(config, data.open_built(config.data), workdir),
-        trained["row"]: trained,
-    }
-    return write_report(rows, out_dir)
+    builder = data.open_built(config.data)
+    rows = {**baseline_results(config, builder, workdir), trained["row"]: trained}
+    return write_report(rows, out_dir, _raw_probes(builder))
+
+
+def _raw_probes(builder: Any) -> dict[str, Any] | None:
+    try:
+        return raw_probe.raw_input_probes(builder)
+    except raw_probe.NoProbeRows as e:
+        print(f"evaluate: raw-input probes skipped: {e}", flush=True)
+        return None
 
 
 def main(argv):

@@ -29,6 +29,10 @@ HOLDOUT_FRACTION = 0.2
 _FEATURES = ("image", "sound", "caption", "label", "has_image", "has_sound", "has_text")
 
 
+class NoProbeRows(ValueError):
+    """The data set lacks labeled validation or test rows of some modality (e.g. COCO has no sound)."""
+
+
 def bag_of_words(captions: np.ndarray, vocabulary: dict[str, int]) -> np.ndarray:
     """str [N] captions -> float32 [N, V] word counts; words outside the vocabulary are dropped."""
     counts = np.zeros((len(captions), len(vocabulary)), np.float32)
@@ -97,7 +101,9 @@ def raw_input_probes(builder: Any) -> dict[str, Any]:
         for split, a in (("train", train), ("test", test))
     }
     if not all(len(r) for split in rows.values() for r in split.values()):
-        raise ValueError("raw-input probes need labeled validation and test rows of every modality")
+        raise NoProbeRows(
+            "raw-input probes need labeled validation and test rows of every modality"
+        )
     words = sorted({w for c in train["caption"][rows["train"]["text"]] for w in str(c).split()})
     vocabulary = {w: i for i, w in enumerate(words)}
     train_x, test_x = raw_features(train, vocabulary), raw_features(test, vocabulary)

@@ -68,8 +68,12 @@ def test_evaluate_writes_results_tables_and_plots(tiny_run):
 
     with open(os.path.join(out, "tables.md")) as f:
         assert f.read() == markdown
-    for heading in ("Table 1", "Table 2", "Table 3", "Recall@k", "Hidden units"):
+    for heading in ("Table 1", "Table 2", "Table 3", "Recall@k", "Hidden units", "Linear probes"):
         assert heading in markdown
+    with open(os.path.join(out, "raw_probes.json")) as f:
+        probes = json.load(f)
+    assert set(probes["accuracy"]) == {"image", "sound", "text"}
+    assert all(0 <= a <= 1 for a in probes["accuracy"].values())
     for header in ("| IMG->SND | SND->IMG | IMG->TXT | TXT->IMG |", "| TXT->SND | SND->TXT |"):
         assert header in markdown
     for row in results:

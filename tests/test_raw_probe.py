@@ -38,6 +38,21 @@ def test_raw_input_probes_on_the_tiny_world(tiny_world):
     assert all(n > 0 for n in (*result["num_train"].values(), *result["num_test"].values()))
 
 
+def test_a_data_set_without_some_modality_is_a_clear_error(tiny_world, monkeypatch):
+    config = helpers.tiny_config(*tiny_world)
+    builder = data.open_built(config.data)
+    load_rows = raw_probe.checkpoint_eval.load_rows
+
+    def without_sound(builder, split, features):
+        arrays = load_rows(builder, split, features)
+        arrays["has_sound"] = np.zeros_like(arrays["has_sound"])  # as in a captioned-image set
+        return arrays
+
+    monkeypatch.setattr(raw_probe.checkpoint_eval, "load_rows", without_sound)
+    with pytest.raises(raw_probe.NoProbeRows, match="every modality"):
+        raw_probe.raw_input_probes(builder)
+
+
 def test_report_shows_raw_probes_beside_the_network():
     scores = {"median_rank": 5.0, "recall@1": 0.1, "recall@5": 0.3, "recall@10": 0.5}
     table = {m: {"image": 0.7, "sound": 0.9, "text": 0.95} for m in ("image", "sound", "text")}
