@@ -1,6 +1,6 @@
 """Runs every benchmark (`make bench`), prints a table and writes benchmarks/results/<YYYY-MM-DD>.json.
 
-python -m benchmarks.run                        # everything, about 5-10 minutes on 2 CPU cores
+python -m benchmarks.run                        # everything: about 2 minutes on 2 quiet CPU cores
 python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipeline, eval, scaling
 
 What each number means: benchmarks/README.md. Targets are reported, never asserted.
