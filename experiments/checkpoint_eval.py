@@ -30,6 +30,7 @@ from alignment.models import create_model
 from data_pipelines import input_pipeline
 from experiments import checkpointing, data, trainer
 from experiments.embedding import embed_modality, eval_batch_size
+from experiments.optimizer import make_optimizer
 
 MODALITIES = ("image", "sound", "text")
 # Table 1 (pairs seen in training) then Table 2 (sound and text, never paired).
@@ -52,7 +53,7 @@ SPLIT_FEATURES = (
 def restore_params(config: Any, workdir: str, mesh) -> tuple[Any, Any, int]:
     """(model, params replicated over `mesh`, step) of the latest complete checkpoint of `workdir`."""
     model = create_model(config.model)
-    optimizer = trainer.make_optimizer(config.optimizer, config.total_steps)
+    optimizer = make_optimizer(config.optimizer, config.total_steps)
     abstract = trainer.abstract_train_state(model, optimizer)
     directory = os.path.join(workdir, trainer.CHECKPOINT_SUBDIR)
     if not os.path.isdir(directory):

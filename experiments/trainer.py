@@ -9,7 +9,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import optax
 
 from alignment import parallel, retrieval
 from alignment.models import create_model, init_params
@@ -18,6 +17,7 @@ from data_pipelines import input_pipeline
 from data_pipelines.builders.teacher_probs import teacher_probs_path
 from experiments import checkpointing, data, teacher
 from experiments.embedding import embed_modality, eval_batch_size
+from experiments.optimizer import make_optimizer
 from experiments.progress import Progress, ScalarWriter
 from experiments.workdir_lock import WorkdirLock
 
@@ -27,21 +27,6 @@ VALIDATION_DIRECTIONS = (("image", "sound"), ("image", "text"), ("text", "sound"
 
 class NonFiniteLossError(FloatingPointError):
     """A training step produced a non-finite loss or gradient."""
-
-
-def make_optimizer(opt_cfg: Any, total_steps: int) -> optax.GradientTransformation:
-    """AdamW with linear warm-up and cosine decay, after global-norm gradient clipping."""
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0,
-        opt_cfg.learning_rate,
-        min(opt_cfg.warmup_steps, max(total_steps - 1, 1)),
-        max(total_steps, 2),
-        end_value=opt_cfg.learning_rate * 0.01,
-    )
-    return optax.chain(
-        optax.clip_by_global_norm(opt_cfg.grad_clip),
-        optax.adamw(schedule, weight_decay=opt_cfg.weight_decay),
-    )
 
 
 def _example_batch(config: Any) -> dict[str, dict[str, jax.ShapeDtypeStruct]]:

@@ -109,10 +109,11 @@ def restore_params(workdir: str, config, devices=None, step: int | None = None):
     from alignment import parallel
     from alignment.models import create_model
     from experiments import checkpointing, trainer
+    from experiments.optimizer import make_optimizer
 
     mesh = parallel.make_mesh(devices)
     model = create_model(config.model)
-    optimizer = trainer.make_optimizer(config.optimizer, config.total_steps)
+    optimizer = make_optimizer(config.optimizer, config.total_steps)
     abstract = trainer.abstract_train_state(model, optimizer)
     manager = checkpointing.make_manager(os.path.join(workdir, trainer.CHECKPOINT_SUBDIR))
     state, meta = checkpointing.restore(

@@ -1,10 +1,14 @@
 """The import direction of DESIGN.md holds: experiments -> (alignment, data_pipelines), never back.
 
 Also: only experiments/ defines absl flags. Parsed with ast: a violation fails without running code.
+And the accelerator benchmark imports no data stack: GPU machines may have jax, flax and optax but not
+TensorFlow, TFDS, librosa or gensim.
 """
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -63,3 +67,27 @@ def test_checker_catches_a_violation(tmp_path):
     tree = ast.parse("from data_pipelines import audio\nflags.DEFINE_string('x', None, '')\n")
     assert "data_pipelines" in _imported_top_levels(tree)
     assert _defines_flags(tree)
+
+
+# Packages of the data stack and the reports that a machine running only the train step may lack.
+DATA_STACK = (
+    "tensorflow",
+    "tensorflow_datasets",
+    "librosa",
+    "gensim",
+    "matplotlib",
+    "sklearn",
+    "PIL",
+)
+
+
+def test_accelerator_benchmark_imports_no_data_stack():
+    code = (
+        "import sys, benchmarks.accelerator, experiments.configs.paper\n"
+        f"print(sorted(set({DATA_STACK!r}) & {{m.split('.')[0] for m in sys.modules}}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
