@@ -7,9 +7,9 @@ taskset -c 0 python -m benchmarks.profile_step            # one core: op times w
 Each traced op (an HLO instruction of the compiled step) is attributed through its `op_name` metadata to
 the module that issued it (e.g. vision/features/conv1) and to the forward or the backward pass
 (autodiff's transpose). Ops XLA added or rewrote itself (layout transposes, copies, some convolution
-gradients) carry no source and are listed together. On several cores independent ops overlap, so the op times can add up to more than the step;
-pinned to one core (`taskset -c 0`) they add up to it. The trace stays in --logdir for Perfetto or
-TensorBoard.
+gradients) carry no source and are listed together. On several cores independent ops overlap, so the
+op times can add up to more than the step; pinned to one core (`taskset -c 0`) they add up to it. The
+trace stays in --logdir for Perfetto or TensorBoard.
 """
 
 from __future__ import annotations
@@ -102,12 +102,7 @@ def _load_trace(logdir: str) -> list[dict[str, Any]]:
 def profile(config: Any, batch_size: int, *, steps: int = 5, logdir: str) -> dict[str, Any]:
     """Traces `steps` train steps (after 3 untimed ones) and summarizes them; see the module docstring."""
     compiled, state, batch = train_step.build_step(config, batch_size)
-    holder = [state]
-
-    def one_step() -> None:
-        holder[0], metrics = compiled(holder[0], batch)
-        jax.block_until_ready((holder[0], metrics))
-
+    one_step = train_step.step_runner(compiled, state, batch)
     timing = common.timed(one_step, warmup=3, repeats=steps)
     with jax.profiler.trace(logdir, create_perfetto_trace=True):
         for _ in range(steps):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -27,6 +28,18 @@ def build_step(config: Any, batch_size: int, mesh: Any = None) -> tuple[Any, Any
     return compiled, state, batch
 
 
+def step_runner(compiled: Any, state: Any, batch: Any) -> Callable[[], None]:
+    """A no-argument function that runs one step on `batch`, keeps the new state for the next call (the
+    old one is donated) and blocks until the step is done."""
+    holder = [state]
+
+    def one_step() -> None:
+        holder[0], metrics = compiled(holder[0], batch)
+        jax.block_until_ready((holder[0], metrics))
+
+    return one_step
+
+
 def measure(
     config: Any, batch_size: int, *, warmup: int = 3, repeats: int = 10, mesh: Any = None
 ) -> dict[str, Any]:
@@ -34,13 +47,7 @@ def measure(
     (all devices), achieved FLOP/s and the compiled step's memory (per device), after `warmup` steps,
     median of `repeats`."""
     compiled, state, batch = build_step(config, batch_size, mesh)
-    holder = [state]
-
-    def one_step() -> None:
-        holder[0], metrics = compiled(holder[0], batch)
-        jax.block_until_ready((holder[0], metrics))
-
-    timing = common.timed(one_step, warmup=warmup, repeats=repeats)
+    timing = common.timed(step_runner(compiled, state, batch), warmup=warmup, repeats=repeats)
     devices = batch["image_sound"]["image"].sharding.mesh.size
     # The compiled program is the per-device one (shard_map): its cost analysis covers one device.
     flops = common.compiled_flops(compiled) * devices
