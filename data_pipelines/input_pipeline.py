@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from data_pipelines import augment as augmentation
 from data_pipelines.builders import teacher_probs as teacher
 
 STREAM_FEATURES = {
@@ -97,6 +98,18 @@ def _stream_rows(builder: tfds.core.DatasetBuilder, stream: str, split: str) -> 
     """Indices, in the split, of the rows holding both of the stream's modalities (ascending)."""
     flags = _read(builder, split, STREAM_FLAGS[stream], None)
     return np.flatnonzero(np.logical_and(*(flags[f] for f in STREAM_FLAGS[stream])))
+
+
+def stream_sizes(source: Source, split: str = "train") -> dict[str, int]:
+    """{stream: number of rows of the split holding both of the stream's modalities}."""
+    builder = _builder(source)
+    return {stream: len(_stream_rows(builder, stream, split)) for stream in STREAM_FEATURES}
+
+
+def count_rows(source: Source, split: str, flag: str) -> int:
+    """How many rows of the split have the boolean feature `flag` (e.g. "has_image") set."""
+    builder = _builder(source)
+    return int(np.count_nonzero(_read(builder, split, (flag,), None)[flag]))
 
 
 def _read_stream(
@@ -222,13 +235,16 @@ def train_batches(
     split: str = "train",
     streams: Sequence[str] = ("image_sound", "image_text"),
     prefetch: int = 2,
+    augment: augmentation.AugmentConfig | None = None,
 ) -> Iterator[dict[str, dict[str, np.ndarray]]]:
     """Endless per-host training batches from `start_step` on.
 
     Yields {"image_sound": {"image": uint8 [b,H,W,3], "sound": float32 [b,T,F], "teacher_probs"?},
     "image_text": {"image", "text": float32 [b,L,D], "text_mask": bool [b,L], "teacher_probs"?}}
     with b = global_batch_size // process_count: host p's rows [p*b, (p+1)*b) of the global batch, which
-    depends on (seed, step) only, not on process_count.
+    depends on (seed, step) only, not on process_count. `augment` (data_pipelines.augment) transforms
+    each batch with draws that also depend on (seed, step) only; with a sound window, "sound" is
+    [b, augment.sound_steps, F].
     """
     if global_batch_size % process_count:
         raise ValueError(
@@ -241,12 +257,27 @@ def train_batches(
         )
         for stream in streams
     }
-    first = {stream: sampler.batch(start_step) for stream, sampler in samplers.items()}
+    stored_steps = builder.info.features["sound"].shape[0]
+    if augment is not None and augment.is_identity(stored_steps):
+        augment = None
+    host_rows = slice(
+        process_index * (global_batch_size // process_count),
+        (process_index + 1) * (global_batch_size // process_count),
+    )
+
+    def batch_at(stream: str, step: int) -> dict[str, np.ndarray]:
+        rows = samplers[stream].batch(step)
+        if augment is None:
+            return rows
+        rng = augmentation.batch_rng(seed, list(STREAM_FEATURES).index(stream), step)
+        return augmentation.augment(rows, augment, rng, global_batch_size, host_rows)
+
+    first = {stream: batch_at(stream, start_step) for stream in streams}
     layout = [(stream, name) for stream in streams for name in sorted(first[stream])]
     dtypes = [tf.as_dtype(first[s][n].dtype) for s, n in layout]
 
     def make(step: np.int64) -> list[np.ndarray]:
-        batches = {stream: sampler.batch(int(step)) for stream, sampler in samplers.items()}
+        batches = {stream: batch_at(stream, int(step)) for stream in streams}
         return [batches[s][n] for s, n in layout]
 
     steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)

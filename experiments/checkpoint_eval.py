@@ -8,6 +8,7 @@ experiments/report_tables.py):
   retrieval_by_layer  the same for every layer of config.eval_layers
   transfer          the 3 x 3 classifier-transfer matrix at config.eval_layers[0] (or None without labels)
   units             concept selectivity of the fc7 units and its shuffled-label null (or None without labels)
+  dead_units        fraction of the config.eval_layers[0] units never active on any test item
 
 Retrieval uses the test rows holding all three modalities, in chunks of config.eval_chunk pairs (the paper:
 5 x 1000 of 5000). Classifier transfer trains on the labeled rows of the validation split and tests on the
@@ -50,12 +51,25 @@ SPLIT_FEATURES = (
 )  # fmt: skip
 
 
+def checkpoint_dir(config: Any, workdir: str) -> str:
+    """Where evaluation reads: <workdir>/best when config.eval_checkpoint == "best" and training kept a
+    best checkpoint (it validates), else <workdir>/checkpoints (the latest)."""
+    if config.eval_checkpoint not in ("best", "latest"):
+        raise ValueError(
+            f"config.eval_checkpoint={config.eval_checkpoint!r}: expected best or latest"
+        )
+    best = os.path.join(workdir, trainer.BEST_SUBDIR)
+    if config.eval_checkpoint == "best" and os.path.isdir(best) and os.listdir(best):
+        return best
+    return os.path.join(workdir, trainer.CHECKPOINT_SUBDIR)
+
+
 def restore_params(config: Any, workdir: str, mesh) -> tuple[Any, Any, int]:
-    """(model, params replicated over `mesh`, step) of the latest complete checkpoint of `workdir`."""
+    """(model, params replicated over `mesh`, step) of the checkpoint evaluation reads (checkpoint_dir)."""
     model = create_model(config.model)
     optimizer = make_optimizer(config.optimizer, config.total_steps)
     abstract = trainer.abstract_train_state(model, optimizer)
-    directory = os.path.join(workdir, trainer.CHECKPOINT_SUBDIR)
+    directory = checkpoint_dir(config, workdir)
     if not os.path.isdir(directory):
         raise FileNotFoundError(
             f"no checkpoints in {directory}: train first with `python -m experiments.train "
@@ -66,7 +80,9 @@ def restore_params(config: Any, workdir: str, mesh) -> tuple[Any, Any, int]:
         state, _ = checkpointing.restore(manager, checkpointing.replicated_abstract(abstract, mesh))
     finally:
         manager.close()
-    return model, state.params, int(jax.device_get(state.step))
+    step = int(jax.device_get(state.step))
+    print(f"evaluate: step {step} from {directory}", flush=True)
+    return model, state.params, step
 
 
 def load_rows(
@@ -205,6 +221,10 @@ def evaluate_checkpoint(config: Any, workdir: str, out_dir: str | None = None) -
         "retrieval_by_layer": by_layer,
         "transfer": None,
         "units": None,
+        # Units of the evaluated layer never above zero on any test item: a collapsing representation.
+        "dead_units": trainer.dead_unit_fraction(
+            {m: reps[m][layer] for m in MODALITIES}, {m: test[f"has_{m}"] for m in MODALITIES}
+        ),
     }
     if all(np.any(test[f"has_{m}"] & (test["label"] >= 0)) for m in MODALITIES):
         names = label_names(builder, test["label"])

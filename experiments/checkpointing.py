@@ -98,3 +98,9 @@ def restore(
         ),
     )
     return restored[STATE], restored[META]
+
+
+def read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
+    """The JSON metadata saved with `step`, without restoring the state."""
+    restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(restored[META])

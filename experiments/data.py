@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -9,6 +10,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from data_pipelines import input_pipeline
 from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
 from data_pipelines.builders.features import FeatureSpec, load_label_names
 from data_pipelines.builders.manifest import ManifestConfig, ManifestDataset
@@ -18,15 +20,29 @@ from data_pipelines.world import WorldConfig
 
 WORLD_SIZES = {"small": WorldConfig.small, "default": WorldConfig, "full": WorldConfig.full}
 BUILDERS = ("world", "manifest", "video_folder", "coco")
+IMAGENET_CLASSES = 1000
+NO_LABELS = (
+    "the data set has no labels, so no teacher can be trained on it: import torchvision AlexNet "
+    "weights (--config.teacher.source=torchvision --config.teacher.path=alexnet.pth), restore a "
+    "teacher checkpoint (--config.teacher.source=checkpoint --config.teacher.path=DIR), or train "
+    "without a teacher (--config.loss.objective=ranking --config.init_vision_from_teacher=False)"
+)
 
 
 def _config_name(data_cfg: Any, spec: FeatureSpec) -> str:
     """The builder config name: the size plus a digest of every stored shape, so that data sets built
     with different feature settings live side by side in one data_dir."""
     digest = hashlib.sha1(
-        json.dumps([data_cfg.source, repr(spec)], sort_keys=True).encode()
+        json.dumps(
+            [data_cfg.source, repr(spec), _holdout(data_cfg)], sort_keys=True
+        ).encode()
     ).hexdigest()[:8]
     return f"{data_cfg.builder_config}-{digest}"
+
+
+def _holdout(data_cfg: Any) -> float:
+    """The manifest's held-out validation fraction (the world's digest stays what it was without it)."""
+    return float(data_cfg.validation_fraction) if data_cfg.builder == "manifest" else 0.0
 
 
 def make_builder(data_cfg: Any) -> tfds.core.DatasetBuilder:
@@ -59,6 +75,7 @@ def make_builder(data_cfg: Any) -> tfds.core.DatasetBuilder:
                 spec=spec,
                 folder=data_cfg.source,
                 word_vectors=data_cfg.text.word2vec_path or None,
+                validation_fraction=_holdout(data_cfg),
             )
             cls = ManifestDataset
         elif kind == "video_folder":
@@ -106,3 +123,47 @@ def open_built(data_cfg: Any) -> tfds.core.DatasetBuilder:
 
 def label_names(builder: tfds.core.DatasetBuilder) -> dict[str, list[str]]:
     return load_label_names(builder.data_dir)
+
+
+def class_counts(builder: tfds.core.DatasetBuilder) -> tuple[int, int]:
+    """(number of fine classes, number of classes) of a built data set (label_names.json; 0 when absent)."""
+    try:
+        names = label_names(builder)
+    except FileNotFoundError:
+        return 0, 0
+    return len(names.get("fine_labels", [])), len(names.get("labels", []))
+
+
+def resolve_config(config: Any, builder: tfds.core.DatasetBuilder) -> Any:
+    """A copy of `config` with the knobs that follow the data set filled in from the built data set.
+
+    - model.num_classes / teacher.num_classes = 0: the teacher's classes (fine labels when the data set
+      has them, else labels), so the students' logits match the teacher's distribution;
+    - num_epochs > 0: total_steps = num_epochs * steps per epoch of the larger pair stream (and
+      eval_every from eval_every_epochs); teacher.num_epochs > 0: teacher.total_steps likewise over the
+      train images.
+    Raises ValueError (one line) when classes are needed but the data set has no labels.
+    """
+    config = copy.deepcopy(config)
+    fine, coarse = class_counts(builder)
+    classes = IMAGENET_CLASSES if config.teacher.source == "torchvision" else fine or coarse
+    if config.teacher.num_classes == 0 and not classes:
+        if config.loss.objective != "ranking":
+            raise ValueError(NO_LABELS)
+        classes = 1  # ranking never reads the logits; the head still needs a width
+    if config.teacher.num_classes == 0:
+        config.teacher.num_classes = classes
+    if config.model.num_classes == 0:
+        config.model.num_classes = config.teacher.num_classes
+    if config.num_epochs > 0:
+        sizes = input_pipeline.stream_sizes(builder, "train")
+        steps_per_epoch = max(1, max(sizes.values()) // config.batch_size)
+        config.total_steps = config.num_epochs * steps_per_epoch
+        if config.eval_every_epochs > 0:
+            config.eval_every = config.eval_every_epochs * steps_per_epoch
+    if config.teacher.num_epochs > 0:
+        images = input_pipeline.count_rows(builder, "train", "has_image")
+        config.teacher.total_steps = max(
+            1, config.teacher.num_epochs * images // config.teacher.batch_size
+        )
+    return config

@@ -26,8 +26,9 @@ EVAL_SUBDIR = "eval"
 def run(config: Any, workdir: str) -> str:
     """Evaluates `workdir` and its baselines, writes <workdir>/eval/*, returns the tables' markdown."""
     out_dir = os.path.join(workdir, EVAL_SUBDIR)
-    trained = evaluate_checkpoint(config, workdir, out_dir)
     builder = data.open_built(config.data)
+    config = data.resolve_config(config, builder)
+    trained = evaluate_checkpoint(config, workdir, out_dir)
     rows = {**baseline_results(config, builder, workdir), trained["row"]: trained}
     return write_report(rows, out_dir, _raw_probes(builder))
 

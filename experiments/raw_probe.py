@@ -94,6 +94,8 @@ def raw_input_probes(builder: Any) -> dict[str, Any]:
        "num_test": {modality: M}, "num_classes": C, "chance": 1 / C, "seconds": wall time}.
     """
     start = time.perf_counter()
+    if "validation" not in builder.info.splits:
+        raise NoProbeRows("raw-input probes train on the validation split, and there is none")
     train = checkpoint_eval.load_rows(builder, "validation", _FEATURES)
     test = checkpoint_eval.load_rows(builder, "test", _FEATURES)
     rows = {

@@ -196,6 +196,12 @@ def _recall_section(results_by_row: Mapping[str, Any], names: Sequence[str]) -> 
 def _units_section(results_by_row: Mapping[str, Any], names: Sequence[str]) -> list[str]:
     lines = []
     for name in names:
+        dead = results_by_row[name].get("dead_units")
+        if dead is not None:
+            lines.append(
+                f"- {name}: {100 * dead:.1f}% of {results_by_row[name].get('layer', '?')} units are "
+                "never active on the test set"
+            )
         info = results_by_row[name].get("units")
         if not info:
             continue

@@ -96,8 +96,8 @@ class SearchIndex:
     def __init__(self, config: Any, workdir: str):
         if jax.process_count() > 1:
             raise RuntimeError("retrieval embeds host-local arrays: run it as a single process")
-        self.config = config
         self.builder = data.open_built(config.data)
+        self.config = config = data.resolve_config(config, self.builder)
         mesh = parallel.make_mesh()
         model, self.params, self.step = checkpoint_eval.restore_params(config, workdir, mesh)
         self.embed_fn = parallel.make_embed_fn(model, mesh)

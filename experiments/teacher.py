@@ -17,6 +17,7 @@ from alignment.models import Teacher, create_teacher
 from data_pipelines import input_pipeline
 from data_pipelines.builders.teacher_probs import save_teacher_probs
 from experiments import checkpointing
+from experiments.data import NO_LABELS
 from experiments.progress import Progress
 
 TEACHER_SUBDIR = "teacher"
@@ -46,22 +47,32 @@ def _flip_half(images: jax.Array, rng: jax.Array) -> jax.Array:
     return jnp.where(flip, images[:, :, ::-1], images)
 
 
-def train_teacher(config: Any, builder, mesh) -> tuple[Teacher, Any, dict[str, float]]:
-    """Fits the teacher to the fine labels of the train split's images; returns (module, params, metrics).
+def teacher_labels(builder) -> str:
+    """The label the teacher learns: "fine_label" when the train images have any, else "label"."""
+    train = input_pipeline.load_split(builder, "train", ("has_image", "fine_label"))
+    return "fine_label" if np.any(train["has_image"] & (train["fine_label"] >= 0)) else "label"
 
-    metrics: train and test top-1 accuracy on the fine classes.
+
+def train_teacher(config: Any, builder, mesh) -> tuple[Teacher, Any, dict[str, float]]:
+    """Fits the teacher to the train split's images and their fine labels, or their labels when the data
+    set has no fine labels; returns (module, params, metrics).
+
+    metrics: train and test top-1 accuracy on those classes.
     """
     cfg = config.teacher
     teacher = create_teacher(cfg)
-    train = input_pipeline.load_split(builder, "train", ("image", "has_image", "fine_label"))
-    keep = train["has_image"] & (train["fine_label"] >= 0)
-    images, labels = train["image"][keep], train["fine_label"][keep].astype(np.int32)
+    name = teacher_labels(builder)
+    train = input_pipeline.load_split(builder, "train", ("image", "has_image", name))
+    keep = train["has_image"] & (train[name] >= 0)
+    images, labels = train["image"][keep], train[name][keep].astype(np.int32)
     if not len(images):
-        raise ValueError("the train split has no image with a fine_label to train the teacher on")
+        raise ValueError(NO_LABELS)
     if labels.max() >= cfg.num_classes:
         raise ValueError(
-            f"fine labels reach {labels.max()} but config.teacher.num_classes={cfg.num_classes}"
+            f"{name}s reach {labels.max()} but config.teacher.num_classes={cfg.num_classes}: "
+            f"set --config.teacher.num_classes={labels.max() + 1} (or 0 to follow the data set)"
         )
+    print(f"teacher: {len(images)} train images, {cfg.num_classes} classes ({name})", flush=True)
     rng = jax.random.PRNGKey(config.seed)
     params = init_teacher_params(teacher, rng, mesh)
     schedule = optax.warmup_cosine_decay_schedule(
@@ -95,9 +106,12 @@ def train_teacher(config: Any, builder, mesh) -> tuple[Teacher, Any, dict[str, f
             progress.update(i + 1, {"loss": float(np.mean(jax.device_get(losses)))})
             losses = []
     metrics = {"train_top1": accuracy(teacher, params, images[:5000], labels[:5000], mesh)}
-    test = input_pipeline.load_split(builder, "test", ("image", "fine_label"))
-    if len(test["image"]):
-        metrics["test_top1"] = accuracy(teacher, params, test["image"], test["fine_label"], mesh)
+    test = input_pipeline.load_split(builder, "test", ("image", "has_image", name))
+    labeled = test["has_image"] & (test[name] >= 0)
+    if np.any(labeled):
+        metrics["test_top1"] = accuracy(
+            teacher, params, test["image"][labeled], test[name][labeled], mesh
+        )
     return teacher, params, metrics
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from alignment import parallel, retrieval
 from alignment.models import create_model, init_params
 from alignment.train_state import TrainState
-from data_pipelines import input_pipeline
+from data_pipelines import augment, input_pipeline
 from data_pipelines.builders.teacher_probs import teacher_probs_path
 from experiments import checkpointing, data, teacher
 from experiments.embedding import embed_modality, eval_batch_size
@@ -22,7 +22,12 @@ from experiments.progress import Progress, ScalarWriter
 from experiments.workdir_lock import WorkdirLock
 
 CHECKPOINT_SUBDIR = "checkpoints"
+BEST_SUBDIR = "best"
 VALIDATION_DIRECTIONS = (("image", "sound"), ("image", "text"), ("text", "sound"))
+VALIDATION_FEATURES = ("image", "sound", "text", "text_mask", "has_image", "has_sound", "has_text")
+SELECTION_METRIC = "val/mean_median_rank"
+# Above this fraction of never-active units at the validated layer, the representation is collapsing.
+DEAD_UNITS_WARNING = 0.5
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -65,9 +70,14 @@ def check_config(config: Any) -> None:
     """Cross-field checks that would otherwise fail deep inside compilation."""
     teacher.check_teacher_classes(config)
     m, d = config.model, config.data
+    if m.sound.time_steps > d.audio.time_steps:
+        raise ValueError(
+            f"config.model.sound.time_steps={m.sound.time_steps} but the stored clips have "
+            f"config.data.audio.time_steps={d.audio.time_steps} frames: the sound window cannot be "
+            "longer than the clip"
+        )
     pairs = [
         ("model.vision.image_size", m.vision.image_size, "data.image_size", d.image_size),
-        ("model.sound.time_steps", m.sound.time_steps, "data.audio.time_steps", d.audio.time_steps),
         (
             "model.sound.freq_bins",
             m.sound.freq_bins,
@@ -88,29 +98,58 @@ def check_config(config: Any) -> None:
         )
 
 
-def load_validation_items(config: Any, builder) -> dict[str, np.ndarray]:
-    """The first config.eval_items validation (else test) triplets, read once per run."""
+def load_validation_items(config: Any, builder) -> dict[str, Any]:
+    """Validation (else test) items, read once per run: {"arrays": features of the rows used,
+    "rows": {(a, b): indices of the first config.eval_items rows holding modalities a and b}}.
+
+    Held-out train rows hold pairs, not triplets, so each direction uses the rows that have both of its
+    modalities; a direction without such rows (text->sound on pairs) is left out.
+    """
     split = "validation" if "validation" in builder.info.splits else "test"
-    arrays = input_pipeline.load_split(builder, split, ("image", "sound", "text", "text_mask"))
-    return {k: v[: config.eval_items] for k, v in arrays.items()}
-
-
-def validate(config: Any, params, items: dict[str, np.ndarray], embed_fn) -> dict[str, float]:
-    """Median rank of the true match among the validation items, per VALIDATION_DIRECTIONS."""
-    layer = config.eval_layers[0]
-    reps = {
-        modality: embed_modality(embed_fn, params, items, modality, [layer], eval_batch_size())[
-            layer
-        ]
-        for modality in ("image", "sound", "text")
-    }
-    chunk = min(config.eval_chunk, len(items["image"]))
-    return {
-        f"val/{a[:3]}_{b[:3]}_median_rank": float(
-            retrieval.paper_median_rank(reps[a], reps[b], chunk)
+    arrays = input_pipeline.load_split(builder, split, VALIDATION_FEATURES)
+    rows = {}
+    for a, b in VALIDATION_DIRECTIONS:
+        both = np.flatnonzero(arrays[f"has_{a}"] & arrays[f"has_{b}"])[: config.eval_items]
+        if len(both) >= 2:
+            rows[(a, b)] = both
+    if not rows:
+        raise ValueError(
+            f"the {split} split has no two rows sharing two modalities to validate on: add a "
+            "validation.jsonl, or set --config.eval_every=0"
         )
-        for a, b in VALIDATION_DIRECTIONS
+    keep = np.unique(np.concatenate(list(rows.values())))
+    return {
+        "arrays": {k: v[keep] for k, v in arrays.items()},
+        "rows": {d: np.searchsorted(keep, r) for d, r in rows.items()},
     }
+
+
+def dead_unit_fraction(reps: dict[str, np.ndarray], present: dict[str, np.ndarray]) -> float:
+    """Fraction of units never above zero on any present item of any modality ([N, D] per modality)."""
+    active = [np.any(reps[m][present[m]] > 0, axis=0) for m in reps if present[m].any()]
+    return float(1.0 - np.mean(np.logical_or.reduce(active)))
+
+
+def validate(config: Any, params, items: dict[str, Any], embed_fn) -> dict[str, float]:
+    """Median rank of the true match among the validation items per available direction, their mean
+    (SELECTION_METRIC, the model-selection score) and the fraction of never-active units."""
+    layer = config.eval_layers[0]
+    arrays = items["arrays"]
+    modalities = sorted({m for direction in items["rows"] for m in direction})
+    reps = {
+        m: embed_modality(embed_fn, params, arrays, m, [layer], eval_batch_size())[layer]
+        for m in modalities
+    }
+    scores = {}
+    for (a, b), rows in items["rows"].items():
+        chunk = min(config.eval_chunk, len(rows))
+        scores[f"val/{a[:3]}_{b[:3]}_median_rank"] = float(
+            retrieval.paper_median_rank(reps[a][rows], reps[b][rows], chunk)
+        )
+    scores[SELECTION_METRIC] = float(np.mean(list(scores.values())))
+    present = {m: arrays[f"has_{m}"] for m in modalities}
+    scores["val/dead_units"] = dead_unit_fraction(reps, present)
+    return scores
 
 
 def _raise_nonfinite(step: int, metrics: dict[str, float]) -> None:
@@ -153,18 +192,20 @@ def train(config: Any, workdir: str) -> TrainState:
     """Trains the students of `config` in `workdir`, resuming from its latest complete checkpoint.
 
     Process 0 holds the workdir's lock for the whole run, so a second run on the same workdir stops at
-    once. Returns the final TrainState (replicated over all devices).
+    once. Knobs that follow the data set (class counts, num_epochs) are resolved from the built data
+    set first (data.resolve_config). Returns the final TrainState (replicated over all devices).
     """
+    builder = data.open_built(config.data)
+    config = data.resolve_config(config, builder)
     check_config(config)
     if jax.process_index() != 0:
-        return _train(config, workdir)
+        return _train(config, workdir, builder)
     with WorkdirLock(workdir):
-        return _train(config, workdir)
+        return _train(config, workdir, builder)
 
 
-def _train(config: Any, workdir: str) -> TrainState:
+def _train(config: Any, workdir: str, builder) -> TrainState:
     mesh = parallel.make_mesh()
-    builder = data.open_built(config.data)
     model = create_model(config.model)
     optimizer = make_optimizer(config.optimizer, config.total_steps)
 
@@ -196,6 +237,7 @@ def _train(config: Any, workdir: str) -> TrainState:
     if start >= config.total_steps:
         manager.close()
         return state
+    best = _BestCheckpoint(os.path.join(workdir, BEST_SUBDIR)) if config.eval_every else None
 
     step_fn = parallel.make_train_step(model, optimizer, config.loss, mesh, teacher_module)
     embed_fn = parallel.make_embed_fn(model, mesh)
@@ -206,6 +248,7 @@ def _train(config: Any, workdir: str) -> TrainState:
         start_step=start,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
+        augment=augment.AugmentConfig.from_config(config.augment, config.model.sound.time_steps),
     )
     writer = ScalarWriter(workdir)
     progress = Progress("train", config.total_steps, start, examples_per_step=2 * config.batch_size)
@@ -238,10 +281,16 @@ def _train(config: Any, workdir: str) -> TrainState:
                 validation_items = load_validation_items(config, builder)
             scores = validate(config, state.params, validation_items, embed_fn)
             writer.write(done, scores)
-            if jax.process_index() == 0:
+            print("validate " + " | ".join(f"{k} {v:.3g}" for k, v in scores.items()), flush=True)
+            if scores["val/dead_units"] > DEAD_UNITS_WARNING:
                 print(
-                    "validate " + " | ".join(f"{k} {v:.1f}" for k, v in scores.items()), flush=True
+                    f"warning: {scores['val/dead_units']:.0%} of the {config.eval_layers[0]} units "
+                    "are never active on the validation items: the representation is collapsing "
+                    "(lower the learning rate, or train longer with more augmentation)",
+                    flush=True,
                 )
+            assert best is not None
+            best.offer(done, scores[SELECTION_METRIC], state, meta)
         if save_now:
             checkpointing.save(manager, done, state, {**meta, "data_position": done})
         if halt:
@@ -249,8 +298,32 @@ def _train(config: Any, workdir: str) -> TrainState:
             break
     manager.wait_until_finished()
     manager.close()
+    if best is not None:
+        best.close()
     writer.close()
     return state
+
+
+class _BestCheckpoint:
+    """The state with the lowest validation score so far, in its own directory (one checkpoint).
+
+    The score is kept in the checkpoint's metadata, so a resumed run competes with the best it had.
+    """
+
+    def __init__(self, directory: str):
+        self.manager = checkpointing.make_manager(directory, keep=1)
+        step = self.manager.latest_step()
+        meta = checkpointing.read_meta(self.manager, step) if step is not None else {}
+        self.score = float(meta.get("score", np.inf))
+
+    def offer(self, step: int, score: float, state: TrainState, meta: dict) -> None:
+        if score < self.score:
+            self.score = score
+            checkpointing.save(self.manager, step, state, {**meta, "score": score, "step": step})
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
 
 
 def _vision_from_teacher(config: Any, workdir: str, state: TrainState, mesh) -> TrainState:

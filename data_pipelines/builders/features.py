@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -79,13 +79,20 @@ class FeatureSpec:
 class ExampleEncoder:
     """Raw inputs -> one stored example, or RowError naming the reason it cannot be stored."""
 
-    def __init__(self, spec: FeatureSpec, word_vectors: KeyedVectors | None):
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        word_vectors: KeyedVectors | None,
+        on_clip: Callable[[float, float], None] | None = None,
+    ):
+        """on_clip(source_seconds, clip_seconds) is called for every stored sound (crop/pad counts)."""
         if word_vectors is not None and word_vectors.vector_size != spec.text.word_dim:
             raise ValueError(
                 f"word vectors have {word_vectors.vector_size} dims, the spec expects {spec.text.word_dim}"
             )
         self.spec = spec
         self.word_vectors = word_vectors
+        self.on_clip = on_clip
 
     def encode(
         self,
@@ -150,6 +157,9 @@ class ExampleEncoder:
             raise RowError("unreadable_sound", where, str(err)) from err
         try:
             features = audio.waveform_features(wave, self.spec.audio)
+            if self.on_clip is not None:
+                rate = self.spec.audio.sample_rate
+                self.on_clip(len(wave) / rate, self.spec.audio.clip_samples / rate)
         except audio.SilentAudioError as err:
             raise RowError("silent_sound", where, str(err)) from err
         except ValueError as err:

@@ -1,8 +1,10 @@
 """TFDS builder of a manifest folder: train.jsonl / test.jsonl / validation.jsonl plus the files they name.
 
-Each line: {"id": ..., "image": path, "sound": path, "text": "...", "label": "..."}; paths are relative to
-the folder; any subset of image/sound/text/label. Labels are strings, numbered in sorted order over all
-splits (label_names.json). Word vectors: a word2vec file of the user's (config.word_vectors) or, by default,
+Each line: {"id": ..., "image": path, "sound": path, "text": "...", "label": "...", "fine_label": "..."};
+paths are relative to the folder; any subset of image/sound/text/label/fine_label. Labels and fine labels
+are strings, each numbered in sorted order over all splits (label_names.json); the teacher learns the fine
+labels when there are any, else the labels. Without validation.jsonl, `validation_fraction` of the train
+rows (picked by a hash of their id, so the same rows whatever their order) form the validation split. Word vectors: a word2vec file of the user's (config.word_vectors) or, by default,
 trained on the train captions (plus config.background_corpus, a text file of one sentence per line).
 
     config = ManifestConfig(name="mydata", folder="/path/to/folder", spec=FeatureSpec(...))
@@ -12,6 +14,7 @@ trained on the train captions (plus config.background_corpus, a text file of one
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -24,17 +27,19 @@ from data_pipelines.builders import features
 from data_pipelines.builders.base import AlignedBuilder, Example, SpecConfig
 from data_pipelines.builders.skips import RowError
 
-MANIFEST_KEYS = frozenset({"id", "image", "sound", "text", "label"})
+MANIFEST_KEYS = frozenset({"id", "image", "sound", "text", "label", "fine_label"})
 SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass(eq=False)
 class ManifestConfig(SpecConfig):
-    """folder: the manifest folder; word_vectors: optional word2vec file; background_corpus: optional text."""
+    """folder: the manifest folder; word_vectors: optional word2vec file; background_corpus: optional text;
+    validation_fraction: train rows held out as validation when the folder has no validation.jsonl."""
 
     folder: str = ""
     word_vectors: str | None = None
     background_corpus: str | None = None
+    validation_fraction: float = 0.0
 
 
 def read_manifest(path: str) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -88,12 +93,18 @@ class ManifestDataset(AlignedBuilder):
             )
         splits = [s for s in SPLITS if os.path.isfile(self._manifest_path(s))]
         rows = {s: list(read_manifest(self._manifest_path(s))) for s in splits}
+        if "validation" not in rows and config.validation_fraction > 0:
+            rows["train"], rows["validation"] = hold_out(rows["train"], config.validation_fraction)
+            splits.insert(1, "validation")
         valid = [r for s in splits for _, r in rows[s] if isinstance(r, dict)]
-        labels = sorted({str(r["label"]) for r in valid if r.get("label") is not None})
-        self._label_ids = {name: i for i, name in enumerate(labels)}
+        names = {
+            key: sorted({str(r[key]) for r in valid if r.get(key) is not None})
+            for key in ("label", "fine_label")
+        }
+        self._ids = {key: {n: i for i, n in enumerate(names[key])} for key in names}
         self._word_vectors = self._load_or_train_vectors(rows["train"])
         features.save_word_vectors(self.data_dir, self._word_vectors)
-        features.save_label_names(self.data_dir, labels, [])
+        features.save_label_names(self.data_dir, names["label"], names["fine_label"])
         return {s: self._generate_examples(s, rows[s]) for s in splits}
 
     def _load_or_train_vectors(self, train_rows: list) -> Any:
@@ -111,29 +122,57 @@ class ManifestDataset(AlignedBuilder):
         return text.train_word_vectors(corpus, self.spec.text)
 
     def _generate_examples(self, split: str, rows: list) -> Iterator[tuple[str, Example]]:
-        encoder = features.ExampleEncoder(self.spec, self._word_vectors)
+        encoder = features.ExampleEncoder(
+            self.spec,
+            self._word_vectors,
+            on_clip=lambda source, clip: self.report.clip(split, source, clip),
+        )
         folder = self.builder_config.folder
 
         def encode(number: int, row: dict[str, Any] | RowError):
             def make() -> Example:
                 if isinstance(row, RowError):
                     raise row
-                example_id = str(row.get("id", f"{split}-{number}"))
+                example_id = row_id(row, split, number)
                 caption = row.get("text")
                 if caption is not None and not isinstance(caption, str):
                     raise RowError("empty_caption", example_id, "text must be a string")
-                label = row.get("label")
+                ids = {
+                    key: self._ids[key][str(row[key])] if row.get(key) is not None else -1
+                    for key in ("label", "fine_label")
+                }
                 return encoder.encode(
                     example_id,
                     image=_path(folder, row.get("image"), example_id),
                     sound=_path(folder, row.get("sound"), example_id),
                     caption=caption,
-                    label=self._label_ids[str(label)] if label is not None else -1,
+                    label=ids["label"],
+                    fine_label=ids["fine_label"],
                 )
 
             return make
 
         yield from self._keep_valid(split, (encode(n, r) for n, r in rows))
+
+
+def row_id(row: dict[str, Any], split: str, number: int) -> str:
+    """The row's id, or "<split>-<line number>" when it has none."""
+    return str(row.get("id", f"{split}-{number}"))
+
+
+def hold_out(rows: list, fraction: float) -> tuple[list, list]:
+    """(kept, held-out) train rows: a row is held out when a hash of its id falls below `fraction`, so
+    the choice is the same whatever the order or number of the other rows. Unreadable rows stay in
+    train, where the build counts them."""
+    kept, held = [], []
+    for number, row in rows:
+        if isinstance(row, dict):
+            digest = hashlib.sha1(row_id(row, "train", number).encode()).digest()
+            if int.from_bytes(digest[:8], "big") / 2.0**64 < fraction:
+                held.append((number, row))
+                continue
+        kept.append((number, row))
+    return kept, held
 
 
 def _path(folder: str, relative: Any, example_id: str) -> str | None:

@@ -49,6 +49,8 @@ class SkipReport:
         self.skipped: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.kept: collections.Counter = collections.Counter()
         self.examples: dict[str, list[str]] = collections.defaultdict(list)
+        # Per split: [cropped count, seconds cut, padded count, seconds added] of the stored sounds.
+        self.clips: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0, 0.0])
 
     def skip(self, split: str, error: RowError) -> None:
         if self.strict:
@@ -56,6 +58,17 @@ class SkipReport:
         self.skipped[split][error.reason] += 1
         if len(self.examples[error.reason]) < _EXAMPLES_PER_REASON:
             self.examples[error.reason].append(str(error))
+
+    def clip(self, split: str, source_seconds: float, clip_seconds: float) -> None:
+        """Records that a sound of source_seconds was cropped or padded to clip_seconds."""
+        counts = self.clips[split]
+        delta = source_seconds - clip_seconds
+        if delta > 0:
+            counts[0] += 1
+            counts[1] += delta
+        elif delta < 0:
+            counts[2] += 1
+            counts[3] -= delta
 
     def keep(self, split: str) -> None:
         self.kept[split] += 1
@@ -66,6 +79,11 @@ class SkipReport:
             "skipped": {split: dict(c) for split, c in self.skipped.items()},
             "total_skipped": sum(sum(c.values()) for c in self.skipped.values()),
             "examples": dict(self.examples),
+            "sounds": {
+                split: {"cropped": int(c[0]), "seconds_cut": c[1], "padded": int(c[2]),
+                        "seconds_added": c[3]}  # fmt: skip
+                for split, c in self.clips.items()
+            },
         }
 
     def finish_split(self, split: str, folder: str) -> None:
@@ -73,6 +91,13 @@ class SkipReport:
         counts = dict(self.skipped.get(split, {}))
         detail = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
         print(f"[{split}] kept {self.kept[split]} rows; skipped {sum(counts.values())} ({detail})")
+        if split in self.clips:
+            cropped, cut, padded, added = self.clips[split]
+            print(
+                f"[{split}] sounds: {int(cropped)} cropped to the clip length (by "
+                f"{cut / max(cropped, 1):.2f} s on average), {int(padded)} zero-padded (by "
+                f"{added / max(padded, 1):.2f} s on average)"
+            )
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, SKIP_REPORT_FILE), "w", encoding="utf-8") as f:
             json.dump(self.as_dict(), f, indent=2, sort_keys=True)

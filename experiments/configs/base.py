@@ -20,6 +20,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.text = ml_collections.ConfigDict(
         dict(max_words=16, word_dim=32, word2vec_path="", background_sentences=20000)
     )
+    # Manifest folders without validation.jsonl: this fraction of the train rows (chosen by a hash of
+    # each row's id, so the same rows whatever the order) is held out as the validation split.
+    c.data.validation_fraction = 0.1
     c.data.shuffle_buffer = 10_000
     c.data.strict = False  # True: stop at the first bad input row instead of skipping it
 
@@ -27,7 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.dtype = "float32"
     c.model.tower_dim = 256
     c.model.fc_dims = (256, 256)
-    c.model.num_classes = 48
+    c.model.num_classes = 48  # 0: the data set's class count (label_names.json)
     c.model.vision = ml_collections.ConfigDict(
         dict(
             image_size=40,
@@ -35,6 +38,9 @@ def base_config() -> ml_collections.ConfigDict:
             kernels=(5, 3, 3, 3, 3),
             strides=(2, 1, 1, 1, 1),
             pool="maxmean",
+            # How uint8 pixels become floats: "symmetric" ([-1, 1]) or "imagenet" (torchvision's
+            # mean and std on [0, 1] pixels, which an imported AlexNet's weights expect).
+            normalization="symmetric",
         )
     )
     c.model.sound = ml_collections.ConfigDict(
@@ -57,13 +63,15 @@ def base_config() -> ml_collections.ConfigDict:
             kernels=(5, 3, 3, 3, 3),
             strides=(2, 1, 1, 1, 1),
             pool="maxmean",
+            normalization="symmetric",  # see model.vision.normalization
             hidden=(256, 256),
-            num_classes=48,
+            num_classes=48,  # 0: the data set's fine classes, else its classes (label_names.json)
             # "train": fit on the data set's fine labels; "torchvision": convert a state_dict file;
             # "checkpoint": restore a teacher checkpoint directory.
             source="train",
             path="",
             total_steps=2500,
+            num_epochs=0,  # > 0: total_steps = num_epochs passes over the teacher's train images
             batch_size=128,
             learning_rate=3e-3,
             precompute=False,  # write teacher_probs beside the data set after train/import
@@ -88,6 +96,22 @@ def base_config() -> ml_collections.ConfigDict:
     )
     c.batch_size = 64  # global, per pair type: each step sees this many image+sound and image+text
     c.total_steps = 1600
+    # > 0: total_steps = num_epochs passes over the larger pair stream, so training scales with the data.
+    c.num_epochs = 0
+    # Training-stream augmentation, each draw a function of (seed, step, row position): exact resume holds.
+    c.augment = ml_collections.ConfigDict(
+        dict(
+            image_shift=0,  # pad by up to this many pixels (edge values) and crop back: random shifts
+            image_flip=False,  # random horizontal flips
+            # With data.audio.time_steps > model.sound.time_steps, training reads a random window of the
+            # stored clip (evaluation reads it whole: the sound tower pools over time).
+            time_masks=0,  # spectrogram time masks per clip (SpecAugment), each up to time_mask_width
+            time_mask_width=8,
+            freq_masks=0,  # frequency masks per clip, each up to freq_mask_width bins
+            freq_mask_width=8,
+            word_dropout=0.0,  # probability of dropping each caption word (one word always stays)
+        )
+    )
     # Start the vision tower's conv layers from the teacher's (needs the same channels and kernels).
     c.init_vision_from_teacher = True
     c.halt_at_step = (
@@ -97,7 +121,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 500
     c.keep_checkpoints = 3
     c.eval_every = 1000  # validation median rank; 0 disables
+    c.eval_every_epochs = 0  # > 0: eval_every = this many epochs (with num_epochs)
     c.eval_items = 1000
     c.eval_chunk = 1000
     c.eval_layers = ("fc7",)
+    # Validation (eval_every > 0) keeps the checkpoint with the lowest mean validation median rank in
+    # <workdir>/best; evaluate reads "best" when it exists, else the latest ("latest": always the latest).
+    c.eval_checkpoint = "best"
     return c

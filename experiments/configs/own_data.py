@@ -1,0 +1,66 @@
+"""A manifest folder of your own (README, "Using your own data"): defaults that suit real files.
+
+    python -m experiments.build_data    --config=experiments/configs/own_data.py --config.data.source=FOLDER
+    python -m experiments.train_teacher --config=experiments/configs/own_data.py --config.data.source=FOLDER \
+        --workdir=runs/mine
+    python -m experiments.train         --config=experiments/configs/own_data.py --config.data.source=FOLDER \
+        --workdir=runs/mine
+    python -m experiments.evaluate      --config=experiments/configs/own_data.py --config.data.source=FOLDER \
+        --workdir=runs/mine
+
+(add --config.data.data_dir=DIR to build and read the data set elsewhere than data/tfds).
+What the defaults do to your files:
+- images (any size, channels or format) are resized so the short side is 64 px and centre-cropped to
+  64 x 64; training shifts them by up to 4 px and flips them;
+- sounds (any rate, mono or stereo) are resampled to 16 kHz and their centre 2 s kept (shorter ones are
+  zero-padded evenly; the build counts both): a log spectrogram of 126 frames of 16 ms x 257 bins, of
+  which training reads a random 112-frame window (about 1.8 s) with one time and one frequency mask;
+- captions: at most 16 words, embedded with 64-d word2vec trained on the train captions (or your own
+  vectors: --config.data.text.word2vec_path), 10% of the words dropped in training;
+- validation: validation.jsonl if the folder has one, else 10% of the train rows (data.validation_fraction);
+- the teacher learns the rows' fine_label, else their label (class counts from the data set); the
+  students train for 40 epochs of the larger pair stream with both losses, validating every 2 epochs and
+  keeping the best checkpoint (by mean validation median rank), which evaluate reads.
+"""
+
+import ml_collections
+
+from experiments.configs.base import base_config
+
+IMAGE_SIZE = 64
+# 16 kHz, 2 s, 512-point FFT, 16 ms hop: 32000 / 256 + 1 = 126 frames of 257 bins.
+AUDIO = dict(sample_rate=16000, n_fft=512, hop_length=256, clip_seconds=2.0, time_steps=126)
+SOUND_WINDOW = 112
+WORDS, WORD_DIM = 16, 64
+VISION = dict(
+    image_size=IMAGE_SIZE,
+    channels=(32, 64, 96, 96, 64),
+    kernels=(5, 3, 3, 3, 3),
+    strides=(2, 1, 1, 1, 1),
+    pool="maxmean",
+)
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = base_config()
+    c.data.builder = "manifest"
+    c.data.builder_config = "own"
+    c.data.image_size = IMAGE_SIZE
+    c.data.audio.update(AUDIO)
+    c.data.text.update(max_words=WORDS, word_dim=WORD_DIM, background_sentences=0)
+    c.model.num_classes = 0
+    c.model.vision.update(VISION)
+    c.model.sound.update(time_steps=SOUND_WINDOW, freq_bins=AUDIO["n_fft"] // 2 + 1)
+    c.model.text.update(max_words=WORDS, word_dim=WORD_DIM)
+    c.teacher.update(VISION)
+    c.teacher.update(num_classes=0, num_epochs=30)
+    c.augment.update(
+        image_shift=4, image_flip=True, time_masks=1, freq_masks=1, word_dropout=0.1
+    )
+    c.num_epochs = 40
+    c.eval_every_epochs = 2
+    c.checkpoint_every = 100
+    c.log_every = 20
+    c.eval_items = 1000
+    c.lock()
+    return c
