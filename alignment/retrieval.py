@@ -1,9 +1,11 @@
 """Cross-modal retrieval metrics: cosine ranks, median rank, recall@k and the paper's 5 x 1000 protocol.
 
-Item i of the queries and item i of the gallery are a true pair. Ties are counted pessimistically: the rank
-of the true match is the number of gallery items whose similarity is at least the true one (the true item
-included), so a constant or all-zero embedding earns the worst rank rather than a lucky one. Vectors are
-L2-normalized with a floor on the norm, so zero vectors have similarity 0 to everything and never give NaN.
+Item i of the queries and item i of the gallery are a true pair. A tie puts the true match at the mean
+position of its tied block: rank = (#items with similarity > the true one) + (#items with similarity ==
+the true one, the true item included, + 1) / 2. So ranks are floats (a half-integer when an even number of
+items tie), and a constant or all-zero embedding ranks (N + 1) / 2, like a random one, rather than a lucky 1
+or an unfairly bad N. Vectors are L2-normalized with a floor on the norm, so zero vectors have similarity 0 to
+everything and never give NaN.
 """
 
 from collections.abc import Mapping, Sequence
@@ -31,30 +33,32 @@ def ranks(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
       gallery: [N, D] gallery embeddings; gallery[i] is the true match of queries[i].
 
     Returns:
-      int64 [N], values in [1, N]; ties count against the true match.
+      float64 [N], values in [1, N]; a tied true match gets the mean position of its tied block.
     """
     q, g = _unit_rows(queries), _unit_rows(gallery)
     if q.shape != g.shape:
         raise ValueError(f"queries {q.shape} and gallery {g.shape} must have the same shape")
     n = q.shape[0]
-    out = np.empty(n, dtype=np.int64)
+    out = np.empty(n, dtype=np.float64)
     block = max(1, _BLOCK_ENTRIES // max(n, 1))
     for start in range(0, n, block):
         stop = min(start + block, n)
         sims = q[start:stop] @ g.T
         # The true similarity is read from the same product, so rounding cannot split a self-tie.
         true = sims[np.arange(stop - start), np.arange(start, stop)]
-        out[start:stop] = np.count_nonzero(sims >= true[:, None], axis=1)
+        above = np.count_nonzero(sims > true[:, None], axis=1)
+        tied = np.count_nonzero(sims == true[:, None], axis=1)  # >= 1: the true item itself
+        out[start:stop] = above + (tied + 1) / 2
     return out
 
 
 def median_rank(queries: np.ndarray, gallery: np.ndarray) -> float:
-    """Median over queries of ranks(queries, gallery) (a half-integer when N is even)."""
+    """Median over queries of ranks(queries, gallery); a float, since ranks may be half-integers."""
     return float(np.median(ranks(queries, gallery)))
 
 
 def recall_at_k(queries: np.ndarray, gallery: np.ndarray, k: int) -> float:
-    """Fraction of queries whose true match has rank <= k."""
+    """Fraction of queries whose true match has rank <= k (ranks are floats: a tie of two for first is 1.5)."""
     return float(np.mean(ranks(queries, gallery) <= k))
 
 
@@ -70,7 +74,7 @@ def chunked_ranks(queries: np.ndarray, gallery: np.ndarray, chunk: int = 1000) -
       chunk: pairs per chunk (the paper: 1000).
 
     Returns:
-      int64 [num_chunks, chunk_size].
+      float64 [num_chunks, chunk_size] (see ranks for ties).
     """
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")

@@ -40,9 +40,9 @@ class AugmentConfig:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | Any, sound_steps: int = 0) -> AugmentConfig:
         """From config.augment (a ConfigDict or mapping) and the model's sound window."""
-        get = cfg.get if isinstance(cfg, Mapping) else lambda k, d=None: getattr(cfg, k, d)
-        fields = {f.name for f in dataclasses.fields(cls)} - {"sound_steps"}
-        return cls(sound_steps=sound_steps, **{k: get(k) for k in fields if get(k) is not None})
+        values = dict(cfg) if isinstance(cfg, Mapping) else dict(cfg.items())
+        names = {f.name for f in dataclasses.fields(cls)} - {"sound_steps"}
+        return cls(sound_steps=sound_steps, **{k: v for k, v in values.items() if k in names})
 
 
 def batch_rng(seed: int, stream_id: int, step: int) -> np.random.Generator:
@@ -83,7 +83,9 @@ def mask_bands(sounds: np.ndarray, axis: int, starts: np.ndarray, widths: np.nda
     return np.where(hit, 0.0, sounds).astype(sounds.dtype)
 
 
-def drop_words(text: np.ndarray, mask: np.ndarray, drop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def drop_words(
+    text: np.ndarray, mask: np.ndarray, drop: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Drops the words where drop [B, L] is True from text [B, L, D] / mask [B, L], moving the kept ones
     to the front so the caption reads on without a gap; a caption keeps at least its first word."""
     keep = mask & ~drop

@@ -85,6 +85,22 @@ def train_word_vectors(sentences: Iterable[str], cfg: TextConfig) -> KeyedVector
     return model.wv
 
 
+def center_and_normalize(vectors: KeyedVectors) -> KeyedVectors:
+    """Vectors minus their mean over the vocabulary, scaled to norm sqrt(D) (a new KeyedVectors).
+
+    word2vec trained on a few hundred captions leaves every vector close to one shared direction
+    (cosine about 0.99 between any two words), so the words look alike to the text tower; removing the
+    common mean (as in "all-but-the-top", Mu and Viswanath 2018) keeps what tells them apart.
+    """
+    values = vectors.vectors - vectors.vectors.mean(axis=0, keepdims=True)
+    # Norm sqrt(D): about unit variance per input channel, the scale of the other towers' inputs.
+    scale = np.sqrt(vectors.vector_size)
+    values *= scale / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
+    out = KeyedVectors(vectors.vector_size)
+    out.add_vectors(list(vectors.index_to_key), values.astype(np.float32))
+    return out
+
+
 def _looks_pickled(path: str) -> bool:
     with open(path, "rb") as f:
         head = f.read(2)

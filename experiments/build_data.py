@@ -5,8 +5,6 @@
         --config.data.builder=manifest --config.data.source=/path/to/folder
 """
 
-from absl import app
-
 from experiments import data, launch
 
 
@@ -18,4 +16,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launch.run(main)

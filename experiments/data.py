@@ -33,9 +33,7 @@ def _config_name(data_cfg: Any, spec: FeatureSpec) -> str:
     """The builder config name: the size plus a digest of every stored shape, so that data sets built
     with different feature settings live side by side in one data_dir."""
     digest = hashlib.sha1(
-        json.dumps(
-            [data_cfg.source, repr(spec), _holdout(data_cfg)], sort_keys=True
-        ).encode()
+        json.dumps([data_cfg.source, repr(spec), _holdout(data_cfg)], sort_keys=True).encode()
     ).hexdigest()[:8]
     return f"{data_cfg.builder_config}-{digest}"
 
@@ -140,7 +138,7 @@ def resolve_config(config: Any, builder: tfds.core.DatasetBuilder) -> Any:
     - model.num_classes / teacher.num_classes = 0: the teacher's classes (fine labels when the data set
       has them, else labels), so the students' logits match the teacher's distribution;
     - num_epochs > 0: total_steps = num_epochs * steps per epoch of the larger pair stream (and
-      eval_every from eval_every_epochs); teacher.num_epochs > 0: teacher.total_steps likewise over the
+      eval_every from eval_every_epochs, optimizer.warmup_steps from its warmup_epochs); teacher.num_epochs > 0: teacher.total_steps likewise over the
       train images.
     Raises ValueError (one line) when classes are needed but the data set has no labels.
     """
@@ -161,6 +159,8 @@ def resolve_config(config: Any, builder: tfds.core.DatasetBuilder) -> Any:
         config.total_steps = config.num_epochs * steps_per_epoch
         if config.eval_every_epochs > 0:
             config.eval_every = config.eval_every_epochs * steps_per_epoch
+        if config.optimizer.warmup_epochs > 0:
+            config.optimizer.warmup_steps = config.optimizer.warmup_epochs * steps_per_epoch
     if config.teacher.num_epochs > 0:
         images = input_pipeline.count_rows(builder, "train", "has_image")
         config.teacher.total_steps = max(

@@ -15,8 +15,6 @@ import os
 import shutil
 import time
 
-from absl import app
-
 from alignment import parallel
 from experiments import data, evaluation, launch, raw_probe, report, teacher, trainer
 
@@ -124,4 +122,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launch.run(main)

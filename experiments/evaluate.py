@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from absl import app
-
 from experiments import data, launch, raw_probe
 from experiments.evaluation import baseline_results, evaluate_checkpoint, write_report
 
@@ -50,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launch.run(main)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
+
 import jax
-from absl import flags, logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 CONFIG = config_flags.DEFINE_config_file(
@@ -43,3 +47,24 @@ def initialize() -> None:
         f"{jax.device_count()} devices",
         flush=True,
     )
+
+
+# What a user's config, data or workdir can get wrong: each is raised with a message saying what to
+# change, so the entry points print that one line rather than a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointError)
+TRACEBACK_ENV = "SHR_TRACEBACK"
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """app.run(main), printing "error: <message>" and exiting 1 on a USER_ERRORS exception
+    (set SHR_TRACEBACK=1 to see the traceback instead)."""
+
+    def guarded(argv: list[str]) -> None:
+        try:
+            main(argv)
+        except USER_ERRORS as err:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            sys.exit(f"error: {err}")
+
+    app.run(guarded)

@@ -60,6 +60,24 @@ def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return (train - mean) / std, (test - mean) / std
 
 
+def _row_space(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates in the span of the training rows, when it is smaller than the feature space.
+
+    An L2-penalized linear classifier's weights lie in that span (the representer theorem) and the
+    projection keeps every row's norm, so every fit and prediction is unchanged, only far cheaper on wide raw inputs
+    (a 64 x 64 image has 12,288 pixels; a few hundred rows span far fewer directions).
+    """
+    if train.shape[1] <= train.shape[0]:
+        return train, test
+    _, _, basis = np.linalg.svd(train, full_matrices=False)
+    projected = test @ basis.T
+    # The classifier normalizes rows, so a test row keeps its full norm in one more coordinate (the
+    # part outside the span, where every training row, and so every weight, is 0).
+    outside = np.sqrt(np.maximum(np.sum(test**2, axis=1) - np.sum(projected**2, axis=1), 0.0))
+    train = np.concatenate([train @ basis.T, np.zeros((len(train), 1))], axis=1)
+    return train, np.concatenate([projected, outside[:, None]], axis=1)
+
+
 def probe_accuracy(
     train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,
     num_classes: int,
@@ -72,6 +90,7 @@ def probe_accuracy(
       num_classes: C.
     """
     train, test = _standardize(np.asarray(train, np.float64), np.asarray(test, np.float64))
+    train, test = _row_space(train, test)
     order = np.random.default_rng(0).permutation(len(train))
     held, fit = np.split(order, [int(HOLDOUT_FRACTION * len(train))])
 

@@ -41,10 +41,19 @@ def init_teacher_params(teacher: Teacher, rng: jax.Array, mesh) -> Any:
     return jax.jit(init, out_shardings=sharding)(rng)
 
 
-def _flip_half(images: jax.Array, rng: jax.Array) -> jax.Array:
-    """Random horizontal flips: the world's and ImageNet's labels are mirror-invariant."""
+def augment_images(images: jax.Array, rng: jax.Array, max_shift: int) -> jax.Array:
+    """Random horizontal flips (the world's and ImageNet's labels are mirror-invariant) and, with
+    max_shift > 0, random shifts by up to max_shift pixels, edge values filling the border:
+    uint8 [B, H, W, C] -> the same."""
     flip = jax.random.bernoulli(rng, 0.5, (images.shape[0], 1, 1, 1))
-    return jnp.where(flip, images[:, :, ::-1], images)
+    images = jnp.where(flip, images[:, :, ::-1], images)
+    if not max_shift:
+        return images
+    s = max_shift
+    padded = jnp.pad(images, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
+    offsets = jax.random.randint(jax.random.fold_in(rng, 1), (images.shape[0], 2), 0, 2 * s + 1)
+    size = images.shape[1:]
+    return jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), size))(padded, offsets)
 
 
 def teacher_labels(builder) -> str:
@@ -84,7 +93,10 @@ def train_teacher(config: Any, builder, mesh) -> tuple[Teacher, Any, dict[str, f
 
     def loss_fn(params, images, labels, rng):
         logits = teacher.apply(
-            {"params": params}, _flip_half(images, rng), train=True, rngs={"dropout": rng}
+            {"params": params},
+            augment_images(images, rng, config.augment.image_shift),
+            train=True,
+            rngs={"dropout": rng},
         )
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 

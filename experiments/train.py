@@ -7,8 +7,6 @@ The data set must be built (python -m experiments.build_data) and, for transfer/
 or imported (python -m experiments.train_teacher) into the same workdir or config.teacher.path.
 """
 
-from absl import app
-
 from experiments import launch, trainer
 
 
@@ -19,4 +17,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launch.run(main)

@@ -12,22 +12,34 @@ The teacher checkpoint goes to <workdir>/teacher (source=checkpoint reads config
 """
 
 import os
+from typing import Any
 
 import jax
-from absl import app
 
 from alignment import parallel
 from alignment.models import create_teacher
 from experiments import data, launch, teacher, teacher_import
 
 
+def check_normalization(cfg: Any) -> None:
+    """Refuses a torchvision import whose images would not get the ImageNet normalization it needs."""
+    normalization = cfg.get("normalization", "symmetric")
+    if cfg.source == "torchvision" and normalization != "imagenet":
+        raise ValueError(
+            f"config.teacher.normalization={normalization!r} with source=torchvision: set "
+            "--config.teacher.normalization=imagenet (torchvision's weights expect ImageNet mean/std)"
+        )
+
+
 def main(argv):
     del argv
     launch.initialize()
     config, workdir = launch.CONFIG.value, launch.WORKDIR.value
-    teacher.check_teacher_classes(config)
+    check_normalization(config.teacher)
     mesh = parallel.make_mesh()
     builder = data.build(config.data)
+    config = data.resolve_config(config, builder)
+    teacher.check_teacher_classes(config)
     directory = teacher.teacher_dir(config, workdir)
     source = config.teacher.source
     if source == "train":
@@ -53,4 +65,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launch.run(main)

@@ -329,6 +329,13 @@ class _BestCheckpoint:
 def _vision_from_teacher(config: Any, workdir: str, state: TrainState, mesh) -> TrainState:
     """Starts the vision tower's conv layers from the teacher's, as a student AlexNet starts from
     ImageNet weights: the image student then begins by seeing what the teacher sees."""
+    norms = (config.teacher.normalization, config.model.vision.normalization)
+    if norms[0] != norms[1]:
+        raise ValueError(
+            f"config.init_vision_from_teacher: the teacher reads pixels normalized as {norms[0]!r}, "
+            f"the vision tower as {norms[1]!r}; set config.model.vision.normalization={norms[0]!r} "
+            "or --config.init_vision_from_teacher=False"
+        )
     _, teacher_params = teacher.restore_teacher(config, teacher.teacher_dir(config, workdir), mesh)
     ours, theirs = state.params["vision"]["features"], teacher_params["features"]
     shapes = lambda tree: jax.tree.map(lambda x: x.shape, tree)

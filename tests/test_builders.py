@@ -214,6 +214,57 @@ def test_manifest_skips_and_counts_every_bad_row(tmp_path):
     assert {r["label"] for r in rows.values()} == {0, 1}
 
 
+def test_manifest_fine_labels_and_held_out_validation(tmp_path):
+    root = _good_folder(tmp_path / "folder")
+    rows = [
+        {"id": f"r{i}", "image": "a.png", "sound": "a.wav", "label": "dog",
+         "fine_label": "terrier" if i % 2 else "poodle"}
+        for i in range(40)
+    ]  # fmt: skip
+    with open(os.path.join(root, "train.jsonl"), "a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    config = ManifestConfig(name="m", folder=root, spec=SPEC, validation_fraction=0.25)
+    builder = ManifestDataset(data_dir=str(tmp_path / "data"), config=config)
+    builder.download_and_prepare()
+    names = features.load_label_names(builder.data_dir)
+    assert names == {"labels": ["bird", "dog"], "fine_labels": ["poodle", "terrier"]}
+    splits = {
+        s: {r["id"].decode(): r for r in tfds.as_numpy(builder.as_dataset(split=s))}
+        for s in ("train", "validation")
+    }
+    assert set(splits["train"]).isdisjoint(splits["validation"])
+    assert len(splits["train"]) + len(splits["validation"]) == 43
+    assert 3 <= len(splits["validation"]) <= 20  # a hash-picked quarter of 43 rows
+    t0 = splits["train"].get("t0", splits["validation"].get("t0"))
+    assert t0["fine_label"] == -1  # a row without one
+    fine = {r["fine_label"] for split in splits.values() for i, r in split.items() if i[0] == "r"}
+    assert fine == {0, 1}
+    # The held-out rows depend on the ids only, not on their order in the file.
+    reordered = tmp_path / "reordered"
+    shutil.copytree(root, reordered)
+    lines = (tmp_path / "folder" / "train.jsonl").read_text().splitlines(keepends=True)
+    (reordered / "train.jsonl").write_text("".join(lines[::-1]))
+    config = ManifestConfig(name="m", folder=str(reordered), spec=SPEC, validation_fraction=0.25)
+    again = ManifestDataset(data_dir=str(tmp_path / "data2"), config=config)
+    again.download_and_prepare()
+    held = {r["id"].decode() for r in tfds.as_numpy(again.as_dataset(split="validation"))}
+    assert held == set(splits["validation"])
+
+
+def test_manifest_reports_cropped_and_padded_sounds(tmp_path):
+    root = _good_folder(tmp_path / "folder")
+    _wav(os.path.join(root, "long.wav"), seconds=1.5)
+    with open(os.path.join(root, "train.jsonl"), "a") as f:
+        f.write(json.dumps({"id": "long", "image": "a.png", "sound": "long.wav"}) + "\n")
+    builder = _manifest_builder(root, tmp_path / "data")
+    builder.download_and_prepare()  # SPEC clips are 1 s: a.wav (0.5 s) is padded, long.wav cropped
+    sounds = read_skip_report(builder.data_dir)["sounds"]
+    assert sounds["train"]["cropped"] == 1 and sounds["train"]["padded"] == 2
+    assert sounds["train"]["seconds_cut"] == pytest.approx(0.5)
+    assert sounds["train"]["seconds_added"] == pytest.approx(1.0)
+    assert sounds["test"] == {"cropped": 0, "seconds_cut": 0.0, "padded": 1, "seconds_added": 0.5}
+
+
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_strict_manifest_raises_at_the_first_bad_row(tmp_path, case):
     root = _good_folder(tmp_path / "folder")

@@ -9,7 +9,7 @@ import pytest
 from flax import linen as nn
 
 from alignment import models
-from alignment.models.vision import adaptive_avg_pool, max_pool
+from alignment.models.vision import adaptive_avg_pool, max_pool, normalize_images
 from alignment.parallel import init_compiler_options
 from experiments.configs import paper
 from tests import helpers
@@ -179,6 +179,38 @@ def test_uint8_images_are_normalized_on_device(tiny):
     apply = jax.jit(lambda p, x: model.apply({"params": p}, x, "image"))
     from_uint8 = apply(params, images)
     from_float = apply(params, (images / 127.5 - 1.0).astype(np.float32))
+    np.testing.assert_allclose(from_uint8["fc7"], from_float["fc7"], rtol=1e-5, atol=1e-6)
+
+
+def _imagenet(images: np.ndarray) -> np.ndarray:
+    """torchvision's ImageNet normalization of uint8 pixels, in float64."""
+    return (images / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+
+
+def test_imagenet_normalization_of_uint8_images():
+    images = np.random.default_rng(4).integers(0, 256, (2, 5, 5, 3), dtype=np.uint8)
+    out = normalize_images(jnp.asarray(images), jnp.float32, "imagenet")
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(out, _imagenet(images), rtol=1e-6, atol=1e-6)
+    half = normalize_images(jnp.asarray(images), jnp.bfloat16, "imagenet")
+    assert half.dtype == jnp.bfloat16
+    np.testing.assert_allclose(half.astype(np.float32), _imagenet(images), rtol=1e-2, atol=1e-2)
+    floats = _imagenet(images).astype(np.float32)  # already normalized: used as given
+    np.testing.assert_array_equal(normalize_images(floats, jnp.float32, "imagenet"), floats)
+
+
+def test_unknown_normalization_is_refused():
+    with pytest.raises(ValueError, match=r"'caffe'.*\('symmetric', 'imagenet'\)"):
+        normalize_images(jnp.zeros((1, 4, 4, 3), jnp.uint8), jnp.float32, "caffe")
+
+
+def test_the_vision_tower_uses_the_configured_normalization(tiny):
+    model, params = tiny
+    vision = {**helpers.TINY_MODEL["vision"], "normalization": "imagenet"}
+    imagenet_model = models.create_model(_model_config(vision=vision))
+    images = np.random.default_rng(5).integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
+    from_uint8 = imagenet_model.apply({"params": params}, images, "image")
+    from_float = model.apply({"params": params}, _imagenet(images).astype(np.float32), "image")
     np.testing.assert_allclose(from_uint8["fc7"], from_float["fc7"], rtol=1e-5, atol=1e-6)
 
 

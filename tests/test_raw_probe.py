@@ -67,3 +67,20 @@ def test_report_shows_raw_probes_beside_the_network():
     assert "| IMG | 6.0 | 70.0 | 25.0 |" in section
     assert "| TXT | 50.0 | 95.0 | 25.0 |" in section
     assert "## Linear probes" not in tables_markdown({"Both": both})
+
+
+def test_row_space_keeps_every_prediction_of_a_wide_probe():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(3, size=90)
+    wide = rng.normal(size=(90, 400)) + 2.0 * np.eye(3)[labels] @ rng.normal(size=(3, 400))
+    train, test = raw_probe._row_space(wide[:60], wide[60:])
+    assert train.shape == (60, 61) and test.shape == (30, 61)
+    np.testing.assert_allclose(np.linalg.norm(test, axis=1), np.linalg.norm(wide[60:], axis=1))
+    from alignment import transfer
+
+    for l2 in (1e-2, 1.0):
+        full = transfer.fit_linear_classifier(wide[:60], labels[:60], 3, l2=l2)
+        reduced = transfer.fit_linear_classifier(train, labels[:60], 3, l2=l2)
+        np.testing.assert_allclose(
+            reduced.logits(test), full.logits(wide[60:]), rtol=1e-3, atol=1e-3
+        )

@@ -7,12 +7,28 @@ from alignment import retrieval
 
 
 def _loop_ranks(queries, gallery):
-    """One query at a time, in float64; ties counted against the true match."""
+    """One query at a time, in float64; a tied true match takes the mean position of its tied block."""
     out = []
     for i, q in enumerate(queries):
         sims = [float(np.dot(q, g) / (np.linalg.norm(q) * np.linalg.norm(g))) for g in gallery]
-        out.append(sum(s >= sims[i] for s in sims))
+        above = sum(s > sims[i] for s in sims)
+        tied = sum(s == sims[i] for s in sims)
+        out.append(above + (tied + 1) / 2)
     return np.array(out)
+
+
+def _argsort_ranks(queries, gallery):
+    """1 + the position of gallery[i] when the gallery is sorted by descending cosine to query i."""
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    order = np.argsort(-(q @ g.T), axis=1)
+    return 1 + np.argmax(order == np.arange(len(q))[:, None], axis=1)
+
+
+def _constant(n, d=16):
+    """[n, d] identical rows; with ones every unit-row dot product is exactly 1 in float32, so the
+    ties are exact whatever order the matrix product sums in."""
+    return np.ones((n, d))
 
 
 def _pairs(n, d=16, noise=1.0, seed=0):
@@ -57,21 +73,43 @@ def test_random_embeddings_rank_about_half():
     assert retrieval.recall_at_k(q, g, 10) < 0.03
 
 
-def test_ties_count_against_the_true_match():
+def test_ties_with_duplicates_match_brute_force():
     q, g = _pairs(6)
     g[3] = g[1]  # query 1's true match has an exact duplicate elsewhere
+    np.testing.assert_array_equal(retrieval.ranks(q, g), _loop_ranks(q, g))
+
+
+def test_all_equal_embeddings_rank_in_the_middle():
+    n = 7
+    r = retrieval.ranks(_constant(n), _constant(n))
+    assert r.dtype == np.float64
+    np.testing.assert_array_equal(r, np.full(n, (n + 1) / 2))
+
+
+def test_tie_with_one_other_and_nothing_above_ranks_one_and_a_half():
+    q, g = _pairs(10, noise=1.0, seed=10)
+    g[0] = g[4] = q[0]  # query 0's true match ties with gallery item 4 at cosine 1, the maximum
+    assert retrieval.ranks(q, g)[0] == 1.5
+
+
+def test_without_ties_ranks_are_the_argsort_position():
+    q, g = _pairs(60, d=8, noise=1.5, seed=11)
     r = retrieval.ranks(q, g)
-    assert r[1] >= 2 and r[3] >= 2
-    np.testing.assert_array_equal(r, _loop_ranks(q, g))
+    np.testing.assert_array_equal(r, _argsort_ranks(q, g))
+    assert len(set(r)) > 10  # the fixture spreads ranks, so a constant answer would fail
 
 
-def test_zero_vectors_are_safe_and_rank_last():
+def test_constant_embedding_scores_like_random():
+    assert retrieval.median_rank(_constant(1000), _constant(1000)) == 500.5
+
+
+def test_zero_vectors_are_safe_and_tie_in_the_middle():
     q, g = _pairs(20, noise=0.1)
     q[0] = 0.0
     g[5] = 0.0
     r = retrieval.ranks(q, g)
-    assert r.dtype.kind == "i" and np.all((r >= 1) & (r <= 20))
-    assert r[0] == 20  # all similarities tie at 0, so the true match is last
+    assert np.all((r >= 1) & (r <= 20))
+    assert r[0] == 10.5  # all 20 similarities tie at 0
     assert np.isfinite(retrieval.median_rank(q, g))
     assert np.isfinite(retrieval.paper_median_rank(q, g, chunk=10))
 

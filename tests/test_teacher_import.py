@@ -1,5 +1,7 @@
-"""Importing torchvision's AlexNet: the converted Teacher computes torch's logits, the command writes a
-checkpoint that restores, and a file that is not a plain state_dict is refused without running it."""
+"""Importing torchvision's AlexNet: the converted Teacher computes torch's logits (also from raw uint8
+frames, cropped and normalized as torchvision does), the command writes a checkpoint that restores and
+refuses a torchvision import without ImageNet normalization, and a file that is not a plain state_dict
+is refused without running it."""
 
 import pickle
 
@@ -12,7 +14,7 @@ nn = torch.nn
 
 from alignment import parallel  # noqa: E402
 from alignment.models import create_teacher  # noqa: E402
-from experiments import teacher, teacher_import  # noqa: E402
+from experiments import teacher, teacher_import, train_teacher  # noqa: E402
 from tests import helpers  # noqa: E402
 
 
@@ -101,6 +103,39 @@ def test_converted_alexnet_gives_torch_logits(tmp_path, size):
     np.testing.assert_allclose(np.asarray(logits), expected, rtol=1e-4, atol=1e-4 * scale)
 
 
+def _torchvision_eval_transform(images: np.ndarray):
+    """torchvision's ImageNet eval preprocessing of uint8 [B, 227, 227, 3] frames, step by step:
+    ToTensor (to [0, 1], NCHW), CenterCrop(224), Normalize(mean, std)."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    x = x[:, :, 2:226, 2:226]  # CenterCrop(224) of 227: top = left = round(3 / 2) = 2
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def test_teacher_on_uint8_frames_gives_torchvision_logits(tmp_path):
+    """End to end from stored frames: the Teacher crops and normalizes raw uint8 as torchvision does."""
+    path = str(tmp_path / "alexnet.pth")
+    model = _saved_alexnet(path, seed=2, **SMALL)
+    images = np.random.default_rng(7).integers(0, 256, (2, 227, 227, 3), dtype=np.uint8)
+    with torch.no_grad():
+        expected = model(_torchvision_eval_transform(images)).numpy()
+
+    params = teacher_import.convert_alexnet(teacher_import.load_state_dict(path))
+    module = create_teacher(_teacher_config(224, normalization="imagenet", **SMALL))
+    logits = module.apply({"params": params}, images)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(np.asarray(logits), expected, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_a_torchvision_import_needs_imagenet_normalization():
+    config = _teacher_config(224, source="torchvision")  # the tiny config's teacher: symmetric
+    with pytest.raises(ValueError, match="--config.teacher.normalization=imagenet"):
+        train_teacher.check_normalization(config)
+    config.normalization = "imagenet"
+    train_teacher.check_normalization(config)
+
+
 def test_train_teacher_imports_a_torchvision_file(tiny_world, tmp_path):
     """The command on the tiny config with a torchvision-layout teacher of the tiny shapes."""
     data_dir, _ = tiny_world
@@ -114,6 +149,7 @@ def test_train_teacher_imports_a_torchvision_file(tiny_world, tmp_path):
         f"--config={helpers.TINY}",
         f"--config.data.data_dir={data_dir}",
         "--config.teacher.source=torchvision",
+        "--config.teacher.normalization=imagenet",
         f"--config.teacher.path={path}",
         "--config.teacher.pool=flatten",
         f"--workdir={workdir}",

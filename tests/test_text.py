@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from gensim.models import KeyedVectors
 
 from data_pipelines import text
 
@@ -83,3 +84,23 @@ def test_garbage_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"not vectors at all\n\xff\xfe")
     with pytest.raises(ValueError, match="word2vec"):
         text.load_word_vectors(path)
+
+
+def test_centring_separates_words_that_share_one_direction():
+    sentences = [f"a {c} {a} here" for c in ("red", "blue") for a in ("dog", "cat")]
+    vectors = text.train_word_vectors(sentences * 5, text.TextConfig(word_dim=8, epochs=1))
+    centred = text.center_and_normalize(vectors)
+    assert centred.index_to_key == vectors.index_to_key
+    np.testing.assert_allclose(np.linalg.norm(centred.vectors, axis=1), np.sqrt(8), rtol=1e-5)
+
+    # Vectors crowded around one shared direction, as word2vec leaves them on a few hundred captions.
+    def mean_cosine(kv):
+        unit = kv.vectors / np.linalg.norm(kv.vectors, axis=1, keepdims=True)
+        cos = unit @ unit.T
+        return cos[~np.eye(len(cos), dtype=bool)].mean()
+
+    shared = vectors.vectors + 10.0 * np.ones(8, np.float32)
+    crowded = KeyedVectors(8)
+    crowded.add_vectors(list(vectors.index_to_key), shared)
+    assert mean_cosine(crowded) > 0.95
+    assert mean_cosine(text.center_and_normalize(crowded)) < 0.2

@@ -89,7 +89,8 @@ def init_params(
 
 
 def create_model(cfg: Any) -> TriModalNet:
-    """TriModalNet from config.model (dtype, tower_dim, fc_dims, num_classes, vision, sound, text)."""
+    """TriModalNet from config.model (dtype, tower_dim, fc_dims, num_classes, vision, sound, text;
+    vision.normalization is optional, "symmetric" by default)."""
     dtype = DTYPES[cfg.dtype]
     vision, sound, text = cfg.vision, cfg.sound, cfg.text
     return TriModalNet(
@@ -101,6 +102,7 @@ def create_model(cfg: Any) -> TriModalNet:
             tower_dim=cfg.tower_dim,
             image_size=vision.image_size,
             dtype=dtype,
+            normalization=vision.get("normalization", "symmetric"),
         ),
         sound=SoundTower(
             channels=tuple(sound.channels),

@@ -8,6 +8,8 @@ Parameter layout (NHWC activations, HWIO kernels, Dense kernels [in, out]), with
     fc7                    <- classifier.4  (kernel = weight.T)
     fc8                    <- classifier.6  (kernel = weight.T)
 With pool="flatten", pool5 is average-pooled to 6x6 first (torchvision's AdaptiveAvgPool2d((6, 6))).
+An imported torchvision AlexNet also needs torchvision's preprocessing: normalization="imagenet" and
+image_size=224, so that larger stored frames (e.g. 227x227) are centre-cropped as CenterCrop(224) would.
 """
 
 from collections.abc import Sequence
@@ -24,11 +26,27 @@ from alignment.models.vision import AlexNetFeatures, adaptive_avg_pool, pool_fea
 _FLATTEN_SIDE = 6
 
 
+def center_crop(images: jax.Array, size: int) -> jax.Array:
+    """[B, H, W, C] -> [B, min(H, size), min(W, size), C]: the central size x size window.
+
+    A side longer than size starts at round((length - size) / 2), torchvision's CenterCrop offset (Python's
+    round, as torchvision uses); a side not longer than size is kept whole.
+    """
+
+    def window(length: int) -> slice:
+        start = round(max(length - size, 0) / 2)
+        return slice(start, start + min(length, size))
+
+    return images[:, window(images.shape[1]), window(images.shape[2])]
+
+
 class Teacher(nn.Module):
     """Images [B, H, W, 3] (uint8 or float) -> class logits [B, num_classes] float32.
 
-    Classifier: [dropout] fc6 ReLU [dropout] fc7 ReLU fc8, as torchvision's; dropout only when train=True
-    (needs a "dropout" rng).
+    Images larger than image_size are centre-cropped to it first (see center_crop); smaller ones are used
+    as given. normalization: how uint8 pixels become floats ("symmetric" or "imagenet", see
+    normalize_images). Classifier: [dropout] fc6 ReLU [dropout] fc7 ReLU fc8, as torchvision's; dropout
+    only when train=True (needs a "dropout" rng).
     """
 
     channels: Sequence[int]
@@ -40,12 +58,18 @@ class Teacher(nn.Module):
     image_size: int
     dropout: float = 0.0
     dtype: Any = jnp.float32
+    normalization: str = "symmetric"
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
-        x = AlexNetFeatures(self.channels, self.kernels, self.strides, self.dtype, name="features")(
-            images
-        )
+        x = AlexNetFeatures(
+            self.channels,
+            self.kernels,
+            self.strides,
+            self.dtype,
+            normalization=self.normalization,
+            name="features",
+        )(center_crop(images, self.image_size))
         if self.pool == "flatten":
             x = adaptive_avg_pool(x, _FLATTEN_SIDE)
         x = pool_features(x, self.pool)
@@ -62,7 +86,7 @@ class Teacher(nn.Module):
 
 def create_teacher(cfg: Any) -> Teacher:
     """Teacher from config.teacher (image_size, channels, kernels, strides, pool, hidden, num_classes;
-    optional dropout and dtype)."""
+    optional dropout, dtype and normalization)."""
     return Teacher(
         channels=tuple(cfg.channels),
         kernels=tuple(cfg.kernels),
@@ -73,4 +97,5 @@ def create_teacher(cfg: Any) -> Teacher:
         image_size=cfg.image_size,
         dropout=cfg.get("dropout", 0.0),
         dtype=DTYPES[cfg.get("dtype", "float32")],
+        normalization=cfg.get("normalization", "symmetric"),
     )

@@ -14,13 +14,31 @@ from flax import linen as nn
 
 # torchvision's AlexNet max-pools after conv1, conv2 and conv5 (pool5).
 _POOLED_LAYERS = (0, 1, 4)
+NORMALIZATIONS = ("symmetric", "imagenet")
+# torchvision's ImageNet statistics of [0, 1] RGB pixels: what its pretrained weights were trained on.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalize_images(images: jax.Array, dtype: Any) -> jax.Array:
-    """uint8 images [B, H, W, 3] in [0, 255] -> [-1, 1]; float images are used as given. Returns dtype."""
-    if jnp.issubdtype(images.dtype, jnp.integer):
+def normalize_images(images: jax.Array, dtype: Any, normalization: str = "symmetric") -> jax.Array:
+    """Integer images [B, H, W, 3] in [0, 255] -> floats [B, H, W, 3] of `dtype`.
+
+    normalization: "symmetric" maps x to x / 127.5 - 1, in [-1, 1]; "imagenet" to (x / 255 - mean) / std
+    with torchvision's ImageNet mean and std per channel. Float images are taken as already normalized and
+    only cast. ValueError for any other normalization.
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}"
+        )
+    if not jnp.issubdtype(images.dtype, jnp.integer):
+        return images.astype(dtype)
+    if normalization == "symmetric":
         return images.astype(dtype) / 127.5 - 1.0
-    return images.astype(dtype)
+    # In float32 and cast once: bfloat16 would round the mean and std to about 3 digits first.
+    x = images.astype(jnp.float32) / 255.0
+    mean, std = jnp.asarray(_IMAGENET_MEAN), jnp.asarray(_IMAGENET_STD)
+    return ((x - mean) / std).astype(dtype)
 
 
 def conv_padding(kernel: int) -> int:
@@ -117,10 +135,11 @@ class AlexNetFeatures(nn.Module):
     kernels: Sequence[int]
     strides: Sequence[int]
     dtype: Any = jnp.float32
+    normalization: str = "symmetric"  # of integer inputs; see normalize_images
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
-        x = normalize_images(images, self.dtype)
+        x = normalize_images(images, self.dtype, self.normalization)
         layers = zip(self.channels, self.kernels, self.strides, strict=True)
         for i, (features, kernel, stride) in enumerate(layers):
             pad = conv_padding(kernel)
@@ -143,6 +162,7 @@ class VisionTower(nn.Module):
 
     pool: "flatten" (AlexNet pool5 flattened, H-W-C order) or "maxmean" (global max ++ mean pooling).
     image_size is the input side the tower is built for (used to create example inputs).
+    normalization: how uint8 inputs become floats ("symmetric" or "imagenet", see normalize_images).
     """
 
     channels: Sequence[int]
@@ -152,12 +172,18 @@ class VisionTower(nn.Module):
     tower_dim: int
     image_size: int
     dtype: Any = jnp.float32
+    normalization: str = "symmetric"
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
-        x = AlexNetFeatures(self.channels, self.kernels, self.strides, self.dtype, name="features")(
-            images
-        )
+        x = AlexNetFeatures(
+            self.channels,
+            self.kernels,
+            self.strides,
+            self.dtype,
+            normalization=self.normalization,
+            name="features",
+        )(images)
         x = pool_features(x, self.pool)
         return nn.relu(nn.Dense(self.tower_dim, dtype=self.dtype, name="tower")(x))
 

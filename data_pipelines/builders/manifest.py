@@ -4,8 +4,10 @@ Each line: {"id": ..., "image": path, "sound": path, "text": "...", "label": "..
 paths are relative to the folder; any subset of image/sound/text/label/fine_label. Labels and fine labels
 are strings, each numbered in sorted order over all splits (label_names.json); the teacher learns the fine
 labels when there are any, else the labels. Without validation.jsonl, `validation_fraction` of the train
-rows (picked by a hash of their id, so the same rows whatever their order) form the validation split. Word vectors: a word2vec file of the user's (config.word_vectors) or, by default,
-trained on the train captions (plus config.background_corpus, a text file of one sentence per line).
+rows (picked by a hash of their id, so the same rows whatever their order) form the validation split.
+Word vectors: a word2vec file of the user's (config.word_vectors, used as it is) or, by default, trained
+on the train captions (plus config.background_corpus, a text file of one sentence per line), then
+centred and normalized (text.center_and_normalize).
 
     config = ManifestConfig(name="mydata", folder="/path/to/folder", spec=FeatureSpec(...))
     ManifestDataset(data_dir="data", config=config).download_and_prepare()
@@ -80,6 +82,12 @@ class ManifestDataset(AlignedBuilder):
     """Any local data in the manifest format of DESIGN.md."""
 
     DESCRIPTION = "A folder of images, sounds and captions listed in jsonl manifests."
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "fine_label per row, a held-out validation split, centred and normalized trained "
+        "word vectors.",
+    }
 
     def _manifest_path(self, split: str) -> str:
         return os.path.join(self.builder_config.folder, f"{split}.jsonl")
@@ -119,7 +127,7 @@ class ManifestDataset(AlignedBuilder):
         if config.background_corpus:
             with open(config.background_corpus, encoding="utf-8", errors="replace") as f:
                 corpus += [line for line in f if line.strip()]
-        return text.train_word_vectors(corpus, self.spec.text)
+        return text.center_and_normalize(text.train_word_vectors(corpus, self.spec.text))
 
     def _generate_examples(self, split: str, rows: list) -> Iterator[tuple[str, Example]]:
         encoder = features.ExampleEncoder(

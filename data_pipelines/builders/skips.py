@@ -80,8 +80,12 @@ class SkipReport:
             "total_skipped": sum(sum(c.values()) for c in self.skipped.values()),
             "examples": dict(self.examples),
             "sounds": {
-                split: {"cropped": int(c[0]), "seconds_cut": c[1], "padded": int(c[2]),
-                        "seconds_added": c[3]}  # fmt: skip
+                split: {
+                    "cropped": int(c[0]),
+                    "seconds_cut": c[1],
+                    "padded": int(c[2]),
+                    "seconds_added": c[3],
+                }  # fmt: skip
                 for split, c in self.clips.items()
             },
         }

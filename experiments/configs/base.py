@@ -92,7 +92,10 @@ def base_config() -> ml_collections.ConfigDict:
     )
 
     c.optimizer = ml_collections.ConfigDict(
-        dict(learning_rate=2e-3, warmup_steps=100, weight_decay=1e-4, grad_clip=5.0)
+        # warmup_epochs > 0 (with num_epochs): warmup_steps = that many epochs.
+        dict(
+            learning_rate=2e-3, warmup_steps=100, warmup_epochs=0, weight_decay=1e-4, grad_clip=5.0
+        )
     )
     c.batch_size = 64  # global, per pair type: each step sees this many image+sound and image+text
     c.total_steps = 1600

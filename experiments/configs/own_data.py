@@ -53,11 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.sound.update(time_steps=SOUND_WINDOW, freq_bins=AUDIO["n_fft"] // 2 + 1)
     c.model.text.update(max_words=WORDS, word_dim=WORD_DIM)
     c.teacher.update(VISION)
-    c.teacher.update(num_classes=0, num_epochs=30)
-    c.augment.update(
-        image_shift=4, image_flip=True, time_masks=1, freq_masks=1, word_dropout=0.1
-    )
+    c.teacher.update(num_classes=0, num_epochs=60)
+    c.augment.update(image_shift=4, image_flip=True, time_masks=1, freq_masks=1, word_dropout=0.1)
     c.num_epochs = 40
+    c.optimizer.warmup_epochs = 2
     c.eval_every_epochs = 2
     c.checkpoint_every = 100
     c.log_every = 20

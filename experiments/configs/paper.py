@@ -35,6 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
         strides=(4, 1, 1, 1, 1),
         pool="flatten",
     )
+    # The student keeps the symmetric [-1, 1] inputs: it is trained from scratch, not from ImageNet weights.
     c.model.vision.update(alexnet)
     # Sound: SoundNet-like widths; stride 2 in the first three layers takes 500 frames to 63.
     c.model.sound.update(
@@ -45,9 +46,11 @@ def get_config() -> ml_collections.ConfigDict:
         strides=(2, 2, 2, 1),
     )
     c.model.text.update(max_words=16, word_dim=300, channels=(512, 512, 1024, 1024))
-    # torchvision's AlexNet: the ImageNet teacher, imported from its state_dict.
+    # torchvision's AlexNet: the ImageNet teacher, imported from its state_dict. It sees what its weights
+    # were trained on: the central 224x224 of each 227x227 frame, with ImageNet's mean and std.
     c.teacher.update(
         image_size=224,
+        normalization="imagenet",
         channels=(64, 192, 384, 256, 256),
         kernels=(11, 5, 3, 3, 3),
         strides=(4, 1, 1, 1, 1),

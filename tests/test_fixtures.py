@@ -1,0 +1,146 @@
+"""The fixture writer: manifest layout, unique ids, decodable media, full label coverage, three
+modalities in test rows, and the same jsonl files from the same seed. Tiny sizes: seconds per kind."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from data_pipelines.fixtures import KINDS, TINY_SIZES, speech, write_fixture
+from data_pipelines.fixtures import digits as digit_kind
+from data_pipelines.fixtures.colours import NAMED_COLOURS
+
+SPLITS = ("train", "validation", "test")
+ROW_KEYS = {"id", "image", "sound", "text", "label"}
+
+
+@pytest.fixture(scope="module", params=sorted(KINDS))
+def written(request, tmp_path_factory):
+    """(kind, folder, counts, {split: rows}) of a tiny fixture of each kind, written once."""
+    folder = str(tmp_path_factory.mktemp(request.param))
+    counts = write_fixture(request.param, folder, **TINY_SIZES)
+    rows = {}
+    for split in SPLITS:
+        with open(os.path.join(folder, f"{split}.jsonl"), encoding="utf-8") as lines:
+            rows[split] = [json.loads(line) for line in lines]
+    return request.param, folder, counts, rows
+
+
+def test_manifest_layout(written):
+    kind, folder, counts, rows = written
+    jsonl = sorted(name for name in os.listdir(folder) if name.endswith(".jsonl"))
+    assert jsonl == ["test.jsonl", "train.jsonl", "validation.jsonl"]
+    classes = len(KINDS[kind].classes)
+    assert counts["rows"] == {
+        "train": 2 * TINY_SIZES["train_pairs_per_class"] * classes,
+        "validation": TINY_SIZES["validation_per_class"] * classes,
+        "test": TINY_SIZES["test_per_class"] * classes,
+    }
+    assert {split: len(r) for split, r in rows.items()} == counts["rows"]
+    for split_rows in rows.values():
+        for row in split_rows:
+            assert set(row) <= ROW_KEYS and {"id", "image", "label"} <= set(row)
+            for key in ("image", "sound"):
+                if key in row:
+                    assert not os.path.isabs(row[key]) and ".." not in row[key].split("/")
+
+
+def test_ids_are_unique(written):
+    _, _, _, rows = written
+    ids = [row["id"] for split in SPLITS for row in rows[split]]
+    assert len(ids) == len(set(ids))
+
+
+def test_every_file_exists_and_decodes(written):
+    _, folder, counts, rows = written
+    images = sounds = 0
+    for split in SPLITS:
+        for row in rows[split]:
+            with Image.open(os.path.join(folder, row["image"])) as image:
+                image.load()
+                assert image.mode in ("L", "RGB", "RGBA") and min(image.size) >= 32
+            images += 1
+            if "sound" in row:
+                wave, rate = soundfile.read(os.path.join(folder, row["sound"]), always_2d=True)
+                assert rate in (16000, 22050, 44100) and wave.shape[1] in (1, 2)
+                assert wave.shape[0] > rate // 4 and np.isfinite(wave).all()
+                assert np.sqrt(np.mean(wave**2)) > 1e-3  # not silent
+                sounds += 1
+    assert (images, sounds) == (counts["images"], counts["sounds"])
+
+
+def test_labels_cover_every_class(written):
+    kind, _, _, rows = written
+    for split in SPLITS:
+        assert sorted({row["label"] for row in rows[split]}) == sorted(KINDS[kind].classes)
+
+
+def test_train_pairs_and_test_triplets(written):
+    kind, _, _, rows = written
+    per_class = TINY_SIZES["train_pairs_per_class"]
+    for label in KINDS[kind].classes:
+        train = [row for row in rows["train"] if row["label"] == label]
+        with_sound = [row for row in train if "sound" in row and "text" not in row]
+        with_text = [row for row in train if "text" in row and "sound" not in row]
+        assert len(with_sound) == len(with_text) == per_class
+        assert len({row["image"] for row in train}) == 2 * per_class  # separate image draws
+    for split in ("validation", "test"):
+        assert all({"image", "sound", "text", "label"} <= set(row) for row in rows[split])
+
+
+def test_grey_images_get_no_colour_words(written):
+    _, folder, _, rows = written
+    for split in SPLITS:
+        for row in rows[split]:
+            if "text" not in row:
+                continue
+            with Image.open(os.path.join(folder, row["image"])) as image:
+                if image.mode != "L":
+                    continue
+            assert not set(row["text"].replace(",", " ").split()) & set(NAMED_COLOURS)
+
+
+def test_same_seed_same_manifest(written, tmp_path):
+    kind, folder, _, _ = written
+    speech._speak.cache_clear()  # so that espeak-ng itself runs again, not the cache
+    again = str(tmp_path / "again")
+    write_fixture(kind, again, **TINY_SIZES)
+    for split in SPLITS:
+        names = (os.path.join(folder, f"{split}.jsonl"), os.path.join(again, f"{split}.jsonl"))
+        with open(names[0], "rb") as first, open(names[1], "rb") as second:
+            assert first.read() == second.read(), split
+
+
+def test_no_validation_file_without_validation_rows(tmp_path):
+    counts = write_fixture("glyphs", str(tmp_path), train_pairs_per_class=1, test_per_class=1)
+    assert sorted(name for name in os.listdir(tmp_path) if name.endswith(".jsonl")) == [
+        "test.jsonl",
+        "train.jsonl",
+    ]
+    assert counts["rows"] == {"train": 24, "test": 12}
+    # A rewrite with other sizes clears the earlier fixture first.
+    write_fixture("glyphs", str(tmp_path), train_pairs_per_class=1, test_per_class=0)
+    assert len(os.listdir(tmp_path / "sounds" / "test")) == 0
+
+
+def test_refuses_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        write_fixture("digits", str(tmp_path), train_pairs_per_class=1, test_per_class=1)
+
+
+def test_digit_splits_use_disjoint_scans():
+    sources = digit_kind.assign_sources(0, {"train": 100, "validation": 10, "test": 30})
+    for label in range(len(digit_kind.CLASSES)):
+        seen = [set(sources[split][label]) for split in SPLITS]
+        assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+        assert len(seen[0]) == 100
+
+
+def test_missing_espeak_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(speech.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
+        write_fixture("digits", str(tmp_path), train_pairs_per_class=1, test_per_class=1)
