@@ -80,9 +80,7 @@ def restore_params(config: Any, workdir: str, mesh) -> tuple[Any, Any, int]:
         state, _ = checkpointing.restore(manager, checkpointing.replicated_abstract(abstract, mesh))
     finally:
         manager.close()
-    step = int(jax.device_get(state.step))
-    print(f"evaluate: step {step} from {directory}", flush=True)
-    return model, state.params, step
+    return model, state.params, int(jax.device_get(state.step))
 
 
 def load_rows(
@@ -183,8 +181,9 @@ def evaluate_checkpoint(config: Any, workdir: str, out_dir: str | None = None) -
       out_dir: where the unit grid PNG goes (default <workdir>/eval); created if missing.
 
     Returns:
-      A JSON-able dict: row (table name of the objective), objective, step, layer, chunk, num_pairs,
-      retrieval, retrieval_by_layer, transfer, units, seconds (see the module docstring).
+      A JSON-able dict: row (table name of the objective), objective, step, checkpoint (its directory),
+      layer, chunk, num_pairs, retrieval, retrieval_by_layer, transfer, units, dead_units, seconds (see
+      the module docstring).
     """
     if jax.process_count() > 1:
         raise RuntimeError("evaluation embeds host-local arrays: run it as a single process")
@@ -214,6 +213,7 @@ def evaluate_checkpoint(config: Any, workdir: str, out_dir: str | None = None) -
         "row": OBJECTIVE_ROWS.get(objective, objective),
         "objective": objective,
         "step": step,
+        "checkpoint": checkpoint_dir(config, workdir),
         "layer": layer,
         "chunk": chunk,
         "num_pairs": int(len(triplets)),

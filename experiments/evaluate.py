@@ -27,6 +27,7 @@ def run(config: Any, workdir: str) -> str:
     builder = data.open_built(config.data)
     config = data.resolve_config(config, builder)
     trained = evaluate_checkpoint(config, workdir, out_dir)
+    print(f"evaluate: step {trained['step']} from {trained['checkpoint']}", flush=True)
     rows = {**baseline_results(config, builder, workdir), trained["row"]: trained}
     return write_report(rows, out_dir, _raw_probes(builder))
 

@@ -237,7 +237,11 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
     if start >= config.total_steps:
         manager.close()
         return state
-    best = _BestCheckpoint(os.path.join(workdir, BEST_SUBDIR)) if config.eval_every else None
+    # Model selection needs held-out rows: on the test split it would pick the checkpoint by the test.
+    selects = config.eval_every and "validation" in builder.info.splits
+    best = _BestCheckpoint(os.path.join(workdir, BEST_SUBDIR)) if selects else None
+    if config.eval_every and not selects:
+        print("train: no validation split: validating on test rows, keeping no best checkpoint")
 
     step_fn = parallel.make_train_step(model, optimizer, config.loss, mesh, teacher_module)
     embed_fn = parallel.make_embed_fn(model, mesh)
@@ -289,8 +293,8 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
                     "(lower the learning rate, or train longer with more augmentation)",
                     flush=True,
                 )
-            assert best is not None
-            best.offer(done, scores[SELECTION_METRIC], state, meta)
+            if best is not None:
+                best.offer(done, scores[SELECTION_METRIC], state, meta)
         if save_now:
             checkpointing.save(manager, done, state, {**meta, "data_position": done})
         if halt:
