@@ -32,6 +32,7 @@ COMMANDS = ("build_data", "train_teacher", "train", "evaluate")
 BASELINES = ("Linear Reg.", "CCA", "Normalized CCA")
 TRAINED = ("Model Transfer", "Ranking", "Both")
 FLOOR_FACTOR = 1.3
+MODALITIES = ("image", "sound", "text")
 
 
 def run_recipe(folder: str, out: str, overrides: list[str]) -> dict[str, float]:
@@ -76,7 +77,7 @@ def bars(results: dict[str, Any], num_test: int, num_classes: int) -> dict[str, 
         "best_baseline": baseline,
         "beats_baselines": all(ranks[d] < baseline[d] for d in ranks),
         "within_floor": all(ranks[d] <= FLOOR_FACTOR * floor for d in ranks),
-        "transfer_min_cell": min(v for row in cells.values() for v in row.values())
+        "transfer_min_cell": min(cells[a][b] for a in MODALITIES for b in MODALITIES)
         if cells
         else None,
         "chance": 1.0 / num_classes,
@@ -111,7 +112,7 @@ def main() -> None:
             results = json.load(f)
         with open(os.path.join(out, "run", "eval", "tables.md")) as f:
             print(f.read())
-        checks = bars(results, counts["rows"]["test"], len(counts["classes"]))
+        checks = bars(results, counts["rows"]["test"], counts["classes"])
         checks["recipe_seconds"] = sum(seconds.values())
         print(f"own_data: {kind}: {json.dumps(checks, indent=1)}", flush=True)
         report["kinds"][kind] = {"sizes": sizes, "seconds": seconds, "checks": checks}

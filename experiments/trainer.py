@@ -309,7 +309,7 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
 
 
 class _BestCheckpoint:
-    """The state with the lowest validation score so far, in its own directory (one checkpoint).
+    """The state with the lowest validation score so far (the latest of equals), in its own directory.
 
     The score is kept in the checkpoint's metadata, so a resumed run competes with the best it had.
     """
@@ -321,7 +321,8 @@ class _BestCheckpoint:
         self.score = float(meta.get("score", np.inf))
 
     def offer(self, step: int, score: float, state: TrainState, meta: dict) -> None:
-        if score < self.score:
+        # A tie goes to the later, longer-trained state: median ranks near the floor tie often.
+        if score <= self.score:
             self.score = score
             checkpointing.save(self.manager, step, state, {**meta, "score": score, "step": step})
 

@@ -18,9 +18,10 @@ What the defaults do to your files:
 - captions: at most 16 words, embedded with 64-d word2vec trained on the train captions (or your own
   vectors: --config.data.text.word2vec_path), 10% of the words dropped in training;
 - validation: validation.jsonl if the folder has one, else 10% of the train rows (data.validation_fraction);
-- the teacher learns the rows' fine_label, else their label (class counts from the data set); the
-  students train for 40 epochs of the larger pair stream with both losses, validating every 2 epochs and
-  keeping the best checkpoint (by mean validation median rank), which evaluate reads.
+- the teacher learns the rows' fine_label, else their label (class counts from the data set) for 60
+  epochs of the train images, shifted and flipped like the students'; the students train for 40 epochs
+  of the larger pair stream (2 of warmup) with both losses, validating every 2 epochs and keeping the
+  best checkpoint (by mean validation median rank), which evaluate reads.
 """
 
 import ml_collections
