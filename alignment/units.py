@@ -17,6 +17,21 @@ from matplotlib.figure import Figure
 GRID_MODALITIES = ("image", "sound", "text")
 
 
+def dead_unit_fraction(
+    activations: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray]
+) -> float:
+    """Fraction of units never above zero on any present item of any modality.
+
+    Args:
+      activations: {modality: [N, D]} one layer's activations (rows of absent items are ignored).
+      present: {modality: bool [N]} which rows hold that modality.
+    """
+    active = [
+        np.any(activations[m][present[m]] > 0, axis=0) for m in activations if present[m].any()
+    ]
+    return float(1.0 - np.mean(np.logical_or.reduce(active)))
+
+
 def top_items(activations: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k most activating items of each unit, most activating first.
 

@@ -128,9 +128,10 @@ def augment(
         sound = sound_windows(sound, starts, steps)
         for axis, count, width in ((1, cfg.time_masks, cfg.time_mask_width),
                                    (2, cfg.freq_masks, cfg.freq_mask_width)):  # fmt: skip
-            widths = rng.integers(0, width + 1, (global_size, count))[rows]
-            begins = rng.integers(0, max(1, sound.shape[axis] - width), (global_size, count))[rows]
             if count:
+                widths = rng.integers(0, width + 1, (global_size, count))[rows]
+                size = max(1, sound.shape[axis] - width)
+                begins = rng.integers(0, size, (global_size, count))[rows]
                 sound = mask_bands(sound, axis, begins, widths)
         out["sound"] = sound
     if "text" in batch:

@@ -222,7 +222,7 @@ def evaluate_checkpoint(config: Any, workdir: str, out_dir: str | None = None) -
         "transfer": None,
         "units": None,
         # Units of the evaluated layer never above zero on any test item: a collapsing representation.
-        "dead_units": trainer.dead_unit_fraction(
+        "dead_units": units.dead_unit_fraction(
             {m: reps[m][layer] for m in MODALITIES}, {m: test[f"has_{m}"] for m in MODALITIES}
         ),
     }

@@ -138,8 +138,8 @@ def resolve_config(config: Any, builder: tfds.core.DatasetBuilder) -> Any:
     - model.num_classes / teacher.num_classes = 0: the teacher's classes (fine labels when the data set
       has them, else labels), so the students' logits match the teacher's distribution;
     - num_epochs > 0: total_steps = num_epochs * steps per epoch of the larger pair stream (and
-      eval_every from eval_every_epochs, optimizer.warmup_steps from its warmup_epochs); teacher.num_epochs > 0: teacher.total_steps likewise over the
-      train images.
+      eval_every from eval_every_epochs, optimizer.warmup_steps from its warmup_epochs);
+    - teacher.num_epochs > 0: teacher.total_steps likewise over the train images.
     Raises ValueError (one line) when classes are needed but the data set has no labels.
     """
     config = copy.deepcopy(config)

@@ -56,12 +56,6 @@ def augment_images(images: jax.Array, rng: jax.Array, max_shift: int) -> jax.Arr
     return jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), size))(padded, offsets)
 
 
-def teacher_labels(builder) -> str:
-    """The label the teacher learns: "fine_label" when the train images have any, else "label"."""
-    train = input_pipeline.load_split(builder, "train", ("has_image", "fine_label"))
-    return "fine_label" if np.any(train["has_image"] & (train["fine_label"] >= 0)) else "label"
-
-
 def train_teacher(config: Any, builder, mesh) -> tuple[Teacher, Any, dict[str, float]]:
     """Fits the teacher to the train split's images and their fine labels, or their labels when the data
     set has no fine labels; returns (module, params, metrics).
@@ -70,8 +64,10 @@ def train_teacher(config: Any, builder, mesh) -> tuple[Teacher, Any, dict[str, f
     """
     cfg = config.teacher
     teacher = create_teacher(cfg)
-    name = teacher_labels(builder)
-    train = input_pipeline.load_split(builder, "train", ("image", "has_image", name))
+    train = input_pipeline.load_split(
+        builder, "train", ("image", "has_image", "fine_label", "label")
+    )
+    name = "fine_label" if np.any(train["has_image"] & (train["fine_label"] >= 0)) else "label"
     keep = train["has_image"] & (train[name] >= 0)
     images, labels = train["image"][keep], train[name][keep].astype(np.int32)
     if not len(images):

@@ -10,7 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from alignment import parallel, retrieval
+from alignment import parallel, retrieval, units
 from alignment.models import create_model, init_params
 from alignment.train_state import TrainState
 from data_pipelines import augment, input_pipeline
@@ -124,12 +124,6 @@ def load_validation_items(config: Any, builder) -> dict[str, Any]:
     }
 
 
-def dead_unit_fraction(reps: dict[str, np.ndarray], present: dict[str, np.ndarray]) -> float:
-    """Fraction of units never above zero on any present item of any modality ([N, D] per modality)."""
-    active = [np.any(reps[m][present[m]] > 0, axis=0) for m in reps if present[m].any()]
-    return float(1.0 - np.mean(np.logical_or.reduce(active)))
-
-
 def validate(config: Any, params, items: dict[str, Any], embed_fn) -> dict[str, float]:
     """Median rank of the true match among the validation items per available direction, their mean
     (SELECTION_METRIC, the model-selection score) and the fraction of never-active units."""
@@ -148,7 +142,7 @@ def validate(config: Any, params, items: dict[str, Any], embed_fn) -> dict[str, 
         )
     scores[SELECTION_METRIC] = float(np.mean(list(scores.values())))
     present = {m: arrays[f"has_{m}"] for m in modalities}
-    scores["val/dead_units"] = dead_unit_fraction(reps, present)
+    scores["val/dead_units"] = units.dead_unit_fraction(reps, present)
     return scores
 
 

@@ -101,3 +101,12 @@ def test_grid_figure_has_one_row_per_unit():
     figure.savefig(io.BytesIO(), format="png")  # renders without pyplot
     with pytest.raises(ValueError):
         units.unit_grid_figure([0], acts, images, spectrograms, captions, unit_titles=["a", "b"])
+
+
+def test_dead_units_are_the_ones_silent_on_every_present_item():
+    image = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
+    sound = np.array([[0.0, 0.0, 3.0, 0.0], [0.0, 0.0, 0.0, 9.0]])
+    present = {"image": np.array([True, True]), "sound": np.array([True, False])}
+    # Unit 3 fires only on the absent sound row, unit 0 never: 2 of 4 units are dead.
+    fraction = units.dead_unit_fraction({"image": image, "sound": sound}, present)
+    assert fraction == 0.5

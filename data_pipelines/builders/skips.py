@@ -25,6 +25,7 @@ REASONS = (
     "no_modality",
 )
 _EXAMPLES_PER_REASON = 5
+CLIP_KEYS = ("cropped", "seconds_cut", "padded", "seconds_added")
 
 
 class BadInputError(ValueError):
@@ -49,8 +50,10 @@ class SkipReport:
         self.skipped: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.kept: collections.Counter = collections.Counter()
         self.examples: dict[str, list[str]] = collections.defaultdict(list)
-        # Per split: [cropped count, seconds cut, padded count, seconds added] of the stored sounds.
-        self.clips: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0, 0.0])
+        # Per split: how many stored sounds were cropped or padded to the clip length, and by how much.
+        self.clips: dict[str, dict[str, float]] = collections.defaultdict(
+            lambda: dict.fromkeys(CLIP_KEYS, 0.0)
+        )
 
     def skip(self, split: str, error: RowError) -> None:
         if self.strict:
@@ -61,14 +64,11 @@ class SkipReport:
 
     def clip(self, split: str, source_seconds: float, clip_seconds: float) -> None:
         """Records that a sound of source_seconds was cropped or padded to clip_seconds."""
-        counts = self.clips[split]
         delta = source_seconds - clip_seconds
-        if delta > 0:
-            counts[0] += 1
-            counts[1] += delta
-        elif delta < 0:
-            counts[2] += 1
-            counts[3] -= delta
+        if delta:
+            kind, seconds = ("cropped", "seconds_cut") if delta > 0 else ("padded", "seconds_added")
+            self.clips[split][kind] += 1
+            self.clips[split][seconds] += abs(delta)
 
     def keep(self, split: str) -> None:
         self.kept[split] += 1
@@ -80,12 +80,7 @@ class SkipReport:
             "total_skipped": sum(sum(c.values()) for c in self.skipped.values()),
             "examples": dict(self.examples),
             "sounds": {
-                split: {
-                    "cropped": int(c[0]),
-                    "seconds_cut": c[1],
-                    "padded": int(c[2]),
-                    "seconds_added": c[3],
-                }  # fmt: skip
+                split: {**c, "cropped": int(c["cropped"]), "padded": int(c["padded"])}
                 for split, c in self.clips.items()
             },
         }
@@ -96,11 +91,11 @@ class SkipReport:
         detail = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
         print(f"[{split}] kept {self.kept[split]} rows; skipped {sum(counts.values())} ({detail})")
         if split in self.clips:
-            cropped, cut, padded, added = self.clips[split]
+            c = self.clips[split]
             print(
-                f"[{split}] sounds: {int(cropped)} cropped to the clip length (by "
-                f"{cut / max(cropped, 1):.2f} s on average), {int(padded)} zero-padded (by "
-                f"{added / max(padded, 1):.2f} s on average)"
+                f"[{split}] sounds: {c['cropped']:.0f} cropped to the clip length (by "
+                f"{c['seconds_cut'] / max(c['cropped'], 1):.2f} s on average), {c['padded']:.0f} "
+                f"zero-padded (by {c['seconds_added'] / max(c['padded'], 1):.2f} s on average)"
             )
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, SKIP_REPORT_FILE), "w", encoding="utf-8") as f:
