@@ -12,10 +12,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from alignment.streams import STREAMS
+
 # Squared-norm floor: zero vectors normalize to zero (cosine 0) with a finite gradient.
 _NORM_EPS = 1e-12
 
-STREAMS = {"image_sound": ("image", "sound"), "image_text": ("image", "text")}
 _SHORT = {"image": "img", "sound": "snd", "text": "txt"}
 OBJECTIVES = ("transfer", "ranking", "both")
 

@@ -18,13 +18,12 @@ from jax import lax, shard_map
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from alignment.losses import STREAMS, objective
+from alignment.losses import objective
 from alignment.models.network import TriModalNet, init_params
+from alignment.streams import STEP_INPUTS, STREAMS
 from alignment.train_state import TrainState
 
 AXIS = "data"
-# Inputs each stream may carry into the step; anything else in a batch (ids, labels) stays on the host.
-_STEP_INPUTS = ("image", "sound", "text", "text_mask", "teacher_probs")
 
 TrainStep = Callable[..., tuple[TrainState, dict[str, jax.Array]]]
 
@@ -98,7 +97,7 @@ def init_compiler_options() -> dict[str, Any]:
 
 def _step_inputs(batch: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     return {
-        stream: {k: v for k, v in batch[stream].items() if k in _STEP_INPUTS}
+        stream: {k: v for k, v in batch[stream].items() if k in STEP_INPUTS}
         for stream in STREAMS
         if stream in batch
     }

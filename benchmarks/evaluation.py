@@ -10,7 +10,7 @@ import numpy as np
 from alignment import parallel, retrieval
 from alignment.models import create_model, init_params
 from benchmarks import common
-from experiments.embedding import embed_modality
+from experiments.runtime.embedding import embed_modality
 
 
 def measure_embedding(

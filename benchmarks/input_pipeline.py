@@ -8,20 +8,20 @@ import time
 from typing import Any
 
 from data_pipelines import input_pipeline
-from experiments import data
+from experiments.runtime import datasets
 
 
 def world_builder(config: Any, scratch: str) -> Any:
     """The built world data set of config.data: data/tfds's if one is built there, else the small world
     (same stored shapes) built into `scratch`."""
-    existing = data.make_builder(config.data)
-    if data.is_built(existing):
+    existing = datasets.make_builder(config.data)
+    if datasets.is_built(existing):
         return existing
     small = config.copy_and_resolve_references()
     with small.unlocked():
         small.data.builder_config = "small"
         small.data.data_dir = os.path.join(scratch, "tfds")
-    return data.build(small.data)
+    return datasets.build(small.data)
 
 
 def measure(config: Any, *, steps: int = 200, warmup: int = 5) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import jax
 from alignment import parallel
 from alignment.models import create_model
 from benchmarks import common
-from experiments.optimizer import make_optimizer
+from experiments.runtime.optimizer import make_optimizer
 
 
 def build_step(config: Any, batch_size: int, mesh: Any = None) -> tuple[Any, Any, Any]:

@@ -24,14 +24,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from alignment.streams import STREAMS, stream_features, stream_flags
 from data_pipelines import augment as augmentation
 from data_pipelines.builders import teacher_probs as teacher
 
-STREAM_FEATURES = {
-    "image_sound": ("image", "sound"),
-    "image_text": ("image", "text", "text_mask"),
-}
-STREAM_FLAGS = {"image_sound": ("has_image", "has_sound"), "image_text": ("has_image", "has_text")}
 _READ_BATCH = 1024
 
 Source: TypeAlias = "str | os.PathLike[str] | tfds.core.DatasetBuilder"
@@ -96,14 +92,14 @@ def _teacher_table(builder: tfds.core.DatasetBuilder, split: str) -> dict[str, n
 
 def _stream_rows(builder: tfds.core.DatasetBuilder, stream: str, split: str) -> np.ndarray:
     """Indices, in the split, of the rows holding both of the stream's modalities (ascending)."""
-    flags = _read(builder, split, STREAM_FLAGS[stream], None)
-    return np.flatnonzero(np.logical_and(*(flags[f] for f in STREAM_FLAGS[stream])))
+    flags = _read(builder, split, stream_flags(stream), None)
+    return np.flatnonzero(np.logical_and(*(flags[f] for f in stream_flags(stream))))
 
 
 def stream_sizes(source: Source, split: str = "train") -> dict[str, int]:
     """{stream: number of rows of the split holding both of the stream's modalities}."""
     builder = _builder(source)
-    return {stream: len(_stream_rows(builder, stream, split)) for stream in STREAM_FEATURES}
+    return {stream: len(_stream_rows(builder, stream, split)) for stream in STREAMS}
 
 
 def count_rows(source: Source, split: str, flag: str) -> int:
@@ -122,7 +118,7 @@ def _read_stream(
     """The stream's features (and teacher_probs when available) of the given split rows, ascending."""
     keep = np.zeros(builder.info.splits[split].num_examples, bool)
     keep[split_rows] = True
-    names = list(STREAM_FEATURES[stream]) + ["id"]
+    names = [*stream_features(stream), "id"]
     table = None
     if "teacher_probs" in builder.info.features:
         names.append("teacher_probs")
@@ -218,7 +214,7 @@ def _stream_sampler(
     def read(positions: np.ndarray) -> dict[str, np.ndarray]:
         return _read_stream(builder, stream, split, split_rows[positions])
 
-    stream_id = list(STREAM_FEATURES).index(stream)
+    stream_id = list(STREAMS).index(stream)
     return _StreamSampler(
         read, len(split_rows), global_batch, seed, stream_id, process_index, process_count
     )
@@ -269,7 +265,7 @@ def train_batches(
         rows = samplers[stream].batch(step)
         if augment is None:
             return rows
-        rng = augmentation.batch_rng(seed, list(STREAM_FEATURES).index(stream), step)
+        rng = augmentation.batch_rng(seed, list(STREAMS).index(stream), step)
         return augmentation.augment(rows, augment, rng, global_batch_size, host_rows)
 
     first = {stream: batch_at(stream, start_step) for stream in streams}

@@ -1,18 +1,20 @@
 """Builds the data set a config names into config.data.data_dir (offline; once).
 
-    python -m experiments.build_data --config=experiments/configs/world.py
-    python -m experiments.build_data --config=experiments/configs/world.py \
-        --config.data.builder=manifest --config.data.source=/path/to/folder
+python -m experiments.build_data --config=world
+python -m experiments.build_data --config=own_data --config.data.source=/path/to/folder
 """
 
-from experiments import data, launch
+from absl import logging
+
+from experiments.cli import launch
+from experiments.runtime import datasets
 
 
 def main(argv):
     del argv
     launch.initialize()
-    builder = data.build(launch.CONFIG.value.data)
-    print(f"data: ready at {builder.data_dir}")
+    builder = datasets.build(launch.config().data)
+    logging.info("data: ready at %s", builder.data_dir)
 
 
 if __name__ == "__main__":

@@ -1,204 +1,43 @@
 """Nearest test items to a sentence, a sound file or an image file, in a trained run's shared representation.
 
-    python -m experiments.retrieve --config=experiments/configs/world.py --workdir=runs/world \
+    python -m experiments.retrieve --workdir=runs/world \
         --query_text="a big red dog barks" --target=sound --top_k=5
-    python -m experiments.retrieve --config=... --workdir=... --query_sound=bark.wav --target=image
-    python -m experiments.retrieve --config=... --workdir=... --export=test_embeddings.npz
+    python -m experiments.retrieve --workdir=... --query_sound=bark.wav --target=image
+    python -m experiments.retrieve --workdir=... --export=test_embeddings.npz
 
-The query goes through the data set's own front-ends: a sound file becomes the config.data.audio
-spectrogram, an image is resized and centre-cropped to config.data.image_size, a sentence is embedded with
-the word vectors stored beside the data set (unknown words are dropped). Query and test items are compared
-by cosine similarity at config.eval_layers[0].
-
---export writes every test embedding with np.savez (no pickled objects): for each modality m, at each
-layer l of config.eval_layers, "{m}_{l}" float32 [N_m, D]; "{m}_ids" str [N_m] and "{m}_labels" int64
-[N_m] (-1 when unlabeled) of the test rows holding m; and "text_captions" str [N_text]. Read it with
-np.load(path, allow_pickle=False).
+The run's saved config is used (--config and --config.* overrides apply on top). See
+experiments/search/index.py for how queries are read and what --export writes.
 """
 
-from __future__ import annotations
-
-import dataclasses
-import os
-from typing import Any
-
-import jax
-import numpy as np
 from absl import app, flags
 
-from alignment import parallel
-from data_pipelines import audio, text, vision
-from data_pipelines.builders.features import WORD_VECTORS_FILE, load_dataset_word_vectors
-from experiments import checkpoint_eval, data, launch
-from experiments.embedding import embed_modality, eval_batch_size
+from alignment.streams import MODALITIES
+from experiments.cli import launch
+from experiments.search.index import SearchIndex, format_matches, query_inputs
 
 QUERY_TEXT = flags.DEFINE_string("query_text", None, "A sentence to search with.")
 QUERY_SOUND = flags.DEFINE_string("query_sound", None, "A sound file (wav, flac, ogg, mp3).")
 QUERY_IMAGE = flags.DEFINE_string("query_image", None, "An image file (png, jpg, ...).")
-TARGET = flags.DEFINE_enum("target", "image", checkpoint_eval.MODALITIES, "Modality to retrieve.")
+TARGET = flags.DEFINE_enum("target", "image", MODALITIES, "Modality to retrieve.")
 TOP_K = flags.DEFINE_integer("top_k", 5, "How many test items to print.")
 EXPORT = flags.DEFINE_string("export", None, "Write all test embeddings to this .npz file.")
-
-
-class UnknownWordsError(ValueError):
-    """No word of the query sentence has a vector in the data set's vocabulary."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Match:
-    """One retrieved test item."""
-
-    rank: int
-    cosine: float
-    id: str
-    label: str
-    caption: str
-
-
-def query_inputs(
-    config: Any,
-    builder,
-    *,
-    sentence: str | None = None,
-    sound_path: str | None = None,
-    image_path: str | None = None,
-) -> tuple[str, dict[str, np.ndarray]]:
-    """Exactly one query -> (modality, model inputs with a batch of 1).
-
-    Inputs: {"text": [1, L, D], "text_mask": [1, L]}, {"sound": [1, T, F]} or {"image": uint8 [1, S, S, 3]}.
-    Raises UnknownWordsError when no word of the sentence has a stored vector.
-    """
-    given = [v is not None for v in (sentence, sound_path, image_path)]
-    if sum(given) != 1:
-        raise ValueError("give exactly one query: a sentence, a sound file or an image file")
-    if sentence is not None:
-        directory = os.fspath(builder.data_dir)
-        vectors = load_dataset_word_vectors(directory)
-        try:
-            words, mask = text.embed_sentence(sentence, vectors, config.data.text.max_words)
-        except text.NoKnownWordError as err:
-            raise UnknownWordsError(
-                f"no word of {sentence!r} is in the data set's vocabulary "
-                f"({os.path.join(directory, WORD_VECTORS_FILE)}, {len(vectors.key_to_index)} words): "
-                "use words of its captions"
-            ) from err
-        return "text", {"text": words[None], "text_mask": mask[None]}
-    if sound_path is not None:
-        features = audio.file_features(sound_path, audio.AudioConfig.from_config(config.data.audio))
-        return "sound", {"sound": features[None]}
-    assert image_path is not None
-    return "image", {"image": vision.load_image(image_path, config.data.image_size)[None]}
-
-
-class SearchIndex:
-    """A restored checkpoint and the test split, embedded lazily per modality."""
-
-    def __init__(self, config: Any, workdir: str):
-        if jax.process_count() > 1:
-            raise RuntimeError("retrieval embeds host-local arrays: run it as a single process")
-        self.builder = data.open_built(config.data)
-        self.config = config = data.resolve_config(config, self.builder)
-        mesh = parallel.make_mesh()
-        model, self.params, self.step = checkpoint_eval.restore_params(config, workdir, mesh)
-        self.embed_fn = parallel.make_embed_fn(model, mesh)
-        self.layers = list(config.eval_layers)
-        self.test = checkpoint_eval.load_rows(self.builder, "test")
-        self.names = checkpoint_eval.label_names(self.builder, self.test["label"])
-        self._cache: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
-
-    def embed(self, arrays: dict[str, np.ndarray], modality: str) -> dict[str, np.ndarray]:
-        """{layer: [N, D]} for the [N, ...] inputs of one modality."""
-        return embed_modality(
-            self.embed_fn,
-            self.params,
-            arrays,
-            modality,
-            self.layers,
-            eval_batch_size(),
-        )
-
-    def gallery(self, modality: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(test rows holding `modality` [N_m], their representations {layer: [N_m, D]})."""
-        if modality not in self._cache:
-            rows = np.flatnonzero(self.test[f"has_{modality}"])
-            arrays = {
-                k: v[rows]
-                for k, v in self.test.items()
-                if k in ("image", "sound", "text", "text_mask")
-            }
-            self._cache[modality] = (rows, self.embed(arrays, modality))
-        return self._cache[modality]
-
-    def search(
-        self, modality: str, inputs: dict[str, np.ndarray], target: str, top_k: int
-    ) -> list[Match]:
-        """The top_k test items of `target` by cosine to the query (one row of inputs), best first."""
-        if top_k < 1:
-            raise ValueError(f"top_k must be positive, got {top_k}")
-        layer = self.layers[0]
-        query = _unit(self.embed(inputs, modality)[layer])[0]
-        rows, reps = self.gallery(target)
-        cosines = _unit(reps[layer]) @ query
-        order = np.argsort(-cosines, kind="stable")[:top_k]
-        return [
-            Match(
-                rank=i + 1,
-                cosine=float(cosines[j]),
-                id=str(self.test["id"][rows[j]]),
-                label=self._label(int(self.test["label"][rows[j]])),
-                caption=str(self.test["caption"][rows[j]]),
-            )
-            for i, j in enumerate(order)
-        ]
-
-    def export(self, path: str) -> None:
-        """Writes every test embedding, id, label and caption to `path` (see the module docstring)."""
-        arrays: dict[str, Any] = {}
-        for modality in checkpoint_eval.MODALITIES:
-            rows, reps = self.gallery(modality)
-            for layer, values in reps.items():
-                arrays[f"{modality}_{layer}"] = values.astype(np.float32)
-            arrays[f"{modality}_ids"] = self.test["id"][rows].astype(str)
-            arrays[f"{modality}_labels"] = self.test["label"][rows].astype(np.int64)
-            if modality == "text":
-                arrays["text_captions"] = self.test["caption"][rows].astype(str)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        np.savez(path, **arrays)
-
-    def _label(self, label: int) -> str:
-        return self.names[label] if 0 <= label < len(self.names) else ""
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def format_matches(matches: list[Match]) -> str:
-    """One line per match: rank, cosine, id, [label], caption."""
-    return "\n".join(
-        f"{m.rank:>3}  {m.cosine:+.3f}  {m.id}  [{m.label}]  {m.caption}".rstrip() for m in matches
-    )
 
 
 def main(argv):
     del argv
     launch.initialize()
-    config = launch.CONFIG.value
     queries = (QUERY_TEXT.value, QUERY_SOUND.value, QUERY_IMAGE.value)
     if all(q is None for q in queries) and not EXPORT.value:
         raise app.UsageError("give --query_text, --query_sound or --query_image, or --export")
-    index = SearchIndex(config, launch.WORKDIR.value)
+    index = SearchIndex(launch.config(), launch.WORKDIR.value)
     if any(q is not None for q in queries):
-        try:
-            modality, inputs = query_inputs(
-                config,
-                index.builder,
-                sentence=QUERY_TEXT.value,
-                sound_path=QUERY_SOUND.value,
-                image_path=QUERY_IMAGE.value,
-            )
-        except (ValueError, FileNotFoundError) as err:
-            raise SystemExit(f"retrieve: {err}") from err
+        modality, inputs = query_inputs(
+            index.config,
+            index.builder,
+            sentence=QUERY_TEXT.value,
+            sound_path=QUERY_SOUND.value,
+            image_path=QUERY_IMAGE.value,
+        )
         matches = index.search(modality, inputs, TARGET.value, TOP_K.value)
         print(
             f"{modality} query -> test {TARGET.value} (layer {index.layers[0]}, step {index.step})"

@@ -70,13 +70,14 @@ def config_flags(data_dir: str, teacher_dir: str, **overrides: Any) -> list[str]
 
 def build_tiny_world(root: str) -> tuple[str, str]:
     from alignment import parallel
-    from experiments import data, teacher
+    from experiments.runtime import datasets, restore
+    from experiments.training import teacher
 
     data_dir, teacher_dir = os.path.join(root, "data"), os.path.join(root, "teacher")
     config = tiny_config(data_dir, teacher_dir)
-    builder = data.build(config.data)
+    builder = datasets.build(config.data)
     _, params, _ = teacher.train_teacher(config, builder, parallel.make_mesh())
-    teacher.save_teacher(teacher_dir, params, {})
+    restore.save_teacher(teacher_dir, params, {})
     return data_dir, teacher_dir
 
 
@@ -107,19 +108,12 @@ def run_module(module: str, *args: str, devices: int = 8, timeout: int = 300):
 def restore_params(workdir: str, config, devices=None, step: int | None = None):
     """The parameters saved in `workdir` (latest step by default), restored onto `devices`."""
     from alignment import parallel
-    from alignment.models import create_model
-    from experiments import checkpointing, trainer
-    from experiments.optimizer import make_optimizer
+    from experiments.runtime import restore
 
-    mesh = parallel.make_mesh(devices)
-    model = create_model(config.model)
-    optimizer = make_optimizer(config.optimizer, config.total_steps)
-    abstract = trainer.abstract_train_state(model, optimizer)
-    manager = checkpointing.make_manager(os.path.join(workdir, trainer.CHECKPOINT_SUBDIR))
-    state, meta = checkpointing.restore(
-        manager, checkpointing.replicated_abstract(abstract, mesh), step
+    directory = os.path.join(workdir, restore.CHECKPOINT_SUBDIR)
+    _, state, meta = restore.restore_student(
+        config, workdir, parallel.make_mesh(devices), directory, step
     )
-    manager.close()
     return state, meta
 
 
@@ -144,15 +138,15 @@ _UNINTERRUPTED: dict = {}
 
 
 def uninterrupted_run(tiny_world, tmp_path_factory, **overrides: Any):
-    """(config, workdir, final state) of trainer.train on the tiny config with `overrides`, on all
+    """(config, workdir, final state) of students.train on the tiny config with `overrides`, on all
     devices in this process; run once per test session and shared by the tests that compare to it."""
     key = (tuple(tiny_world), tuple(sorted(overrides.items())))
     if key not in _UNINTERRUPTED:
-        from experiments import trainer
+        from experiments.training import students
 
         config = tiny_config(*tiny_world, **overrides)
         workdir = str(tmp_path_factory.mktemp("uninterrupted"))
-        _UNINTERRUPTED[key] = (config, workdir, trainer.train(config, workdir))
+        _UNINTERRUPTED[key] = (config, workdir, students.train(config, workdir))
     return _UNINTERRUPTED[key]
 
 

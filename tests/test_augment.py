@@ -79,9 +79,9 @@ def test_identity_config_is_skipped():
 
 @pytest.fixture(scope="module")
 def data_dir(tiny_world):
-    from experiments import data
+    from experiments.runtime import datasets
 
-    return data.make_builder(helpers.tiny_config(*tiny_world).data)
+    return datasets.make_builder(helpers.tiny_config(*tiny_world).data)
 
 
 def test_augmented_stream_resumes_exactly(data_dir):

@@ -7,8 +7,15 @@ import os
 import numpy as np
 import pytest
 
-from experiments import data, evaluate, trainer
-from experiments.evaluation import DIRECTIONS, baseline_results, evaluate_checkpoint, write_tables
+from data_pipelines import input_pipeline
+from experiments.evaluation import baselines, suite
+from experiments.evaluation.context import EvalContext
+from experiments.evaluation.retrieval import DIRECTIONS
+from experiments.evaluation.rows import RESULTS, Row
+from experiments.reports.tables import write_rows, write_tables
+from experiments.runtime import datasets
+from experiments.training import students
+from experiments.workflows.evaluate import evaluate_run
 from tests import helpers
 
 BASELINE_ROWS = ("Random", "Linear Reg.", "CCA", "Normalized CCA")
@@ -19,7 +26,7 @@ DIRECTION_KEYS = {f"{a}->{b}" for a, b in DIRECTIONS}
 def tiny_run(tiny_world, tmp_path_factory):
     config = helpers.tiny_config(*tiny_world, total_steps=2, checkpoint_every=2, log_every=2)
     workdir = str(tmp_path_factory.mktemp("evaluate_run"))
-    trainer.train(config, workdir)
+    students.train(config, workdir)
     return config, workdir
 
 
@@ -37,9 +44,19 @@ def _assert_retrieval(table, chunk):
         assert all(0 <= r <= 1 for r in recalls) and recalls == sorted(recalls)
 
 
-def test_evaluate_writes_results_tables_and_plots(tiny_run):
+def test_evaluate_writes_results_tables_and_plots(tiny_run, monkeypatch):
     config, workdir = tiny_run
-    markdown = evaluate.run(config, workdir)
+    reads = []
+    load_split = input_pipeline.load_split
+
+    def counted(builder, split, *args, **kwargs):
+        reads.append(split)
+        return load_split(builder, split, *args, **kwargs)
+
+    monkeypatch.setattr(input_pipeline, "load_split", counted)
+    markdown = evaluate_run(config, workdir)
+    # Every evaluator reads from one context: each split once (the baselines' train pairs aside).
+    assert sorted(r for r in reads if not r.startswith("train")) == ["test", "validation"]
     out = os.path.join(workdir, "eval")
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
@@ -82,7 +99,10 @@ def test_evaluate_writes_results_tables_and_plots(tiny_run):
 
 def test_baselines_without_teacher_use_pixels_and_are_finite(tiny_world):
     config = helpers.tiny_config(*tiny_world, **{"teacher.path": ""})
-    results = baseline_results(config, data.open_built(config.data), max_pairs=64)
+    context = EvalContext(config, datasets.open_built(config.data), workdir=None)
+    rows = baselines.evaluate(context, max_pairs=64)
+    assert {row.table for row in rows} == {RESULTS}
+    results = {row.name: row.fields for row in rows}
     assert list(results) == list(BASELINE_ROWS)
     assert results["CCA"]["features"]["image"].startswith("raw pixels")
     assert all(0 < n <= 64 for n in results["CCA"]["train_pairs"].values())
@@ -100,7 +120,46 @@ def test_baselines_without_teacher_use_pixels_and_are_finite(tiny_world):
 def test_missing_checkpoint_is_a_clear_error(tiny_world, tmp_path):
     config = helpers.tiny_config(*tiny_world)
     with pytest.raises(FileNotFoundError, match="train first"):
-        evaluate_checkpoint(config, str(tmp_path))
+        evaluate_run(config, str(tmp_path))
+
+
+def test_a_new_evaluator_is_one_registry_line(tiny_run, tmp_path, monkeypatch):
+    config, workdir = tiny_run
+
+    def step_parity(context):
+        return [Row(RESULTS, "Both", {"odd_step": context.student.step % 2 == 1})]
+
+    monkeypatch.setitem(suite.REGISTRY, "step_parity", step_parity)
+    context = EvalContext(config, datasets.open_built(config.data), workdir)
+    rows = suite.run(context, ["retrieval", "step_parity"])
+    write_rows(rows, str(tmp_path))
+    with open(tmp_path / "results.json") as f:
+        both = json.load(f)["Both"]
+    assert both["odd_step"] is False and both["step"] == 2 and "retrieval" in both
+    with pytest.raises(ValueError, match="unknown evaluator 'nope'"):
+        suite.run(context, ["nope"])
+
+
+def test_evaluate_from_the_workdir_alone_uses_the_runs_overrides(tiny_world, tmp_path):
+    workdir = str(tmp_path / "run")
+    flags = helpers.config_flags(
+        *tiny_world, **{"loss.objective": "ranking", "total_steps": 3, "checkpoint_every": 3}
+    )
+    trained = helpers.run_module("experiments.train", *flags, f"--workdir={workdir}")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    result = helpers.run_module("experiments.evaluate", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "config: tiny (saved by the run in" in result.stderr
+    with open(os.path.join(workdir, "eval", "results.json")) as f:
+        ranking = json.load(f)["Ranking"]
+    assert ranking["objective"] == "ranking" and ranking["step"] == 3
+    # A flag given on top still overrides the saved value.
+    again = helpers.run_module(
+        "experiments.evaluate", f"--workdir={workdir}", "--config.eval_chunk=8"
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    with open(os.path.join(workdir, "eval", "results.json")) as f:
+        assert json.load(f)["Ranking"]["chunk"] == 8
 
 
 def _row(rank, transfer=None):

@@ -1,6 +1,9 @@
-"""The import direction of DESIGN.md holds: experiments -> (alignment, data_pipelines), never back.
+"""The import direction of DESIGN.md and docs/ARCHITECTURE.md holds: experiments -> (alignment,
+data_pipelines), never back; inside experiments/, entry points -> workflows/search -> training ->
+evaluation -> reports/runtime, never back, and nothing below the entry points imports an entry point.
 
-Also: only experiments/ defines absl flags. Parsed with ast: a violation fails without running code.
+Also: only the entry points and experiments/cli define absl flags; every top-level experiments module is
+a short entry point. Parsed with ast: a violation fails without running code.
 And the accelerator benchmark imports no data stack: GPU machines may have jax, flax and optax but not
 TensorFlow, TFDS, librosa or gensim.
 """
@@ -44,6 +47,72 @@ def _defines_flags(tree: ast.AST) -> bool:
     return False
 
 
+# Inside experiments/: what each subpackage must not import (an entry point is any top-level module).
+EXPERIMENTS_FORBIDDEN = {
+    "runtime": {"cli", "training", "evaluation", "reports", "search", "workflows"},
+    "evaluation": {"cli", "training", "search", "workflows"},
+    "reports": {"cli", "training", "search", "workflows"},
+    "training": {"cli", "search", "workflows"},
+    "search": {"cli", "workflows"},
+    "workflows": {"cli"},
+    "cli": {"training", "evaluation", "reports", "search", "workflows"},
+    "configs": {"cli", "runtime", "training", "evaluation", "reports", "search", "workflows"},
+}
+ENTRY_POINT_LINES = 60
+
+
+def _experiments_imports(tree: ast.AST) -> set[str]:
+    """The experiments.<name> each import names: a subpackage or an entry point module."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] == "experiments" and len(parts) > 1:
+                names.add(parts[1])
+    return names
+
+
+def _entry_points() -> list[pathlib.Path]:
+    return sorted(p for p in (ROOT / "experiments").glob("*.py") if p.name != "__init__.py")
+
+
+def test_experiments_layers_import_downwards_only():
+    entry_points = {path.stem for path in _entry_points()}
+    violations = []
+    for subpackage, forbidden in EXPERIMENTS_FORBIDDEN.items():
+        for path in _python_files(f"experiments/{subpackage}"):
+            imported = _experiments_imports(ast.parse(path.read_text(), str(path)))
+            for bad in sorted(imported & (forbidden | entry_points)):
+                violations.append(f"{path.relative_to(ROOT)} imports experiments.{bad}")
+    assert not violations, "\n".join(violations)
+
+
+def test_top_level_experiments_modules_are_short_entry_points():
+    for path in _entry_points():
+        source = path.read_text()
+        assert 'if __name__ == "__main__":\n    launch.run(main)' in source, path.name
+        assert len(source.splitlines()) <= ENTRY_POINT_LINES, path.name
+    subpackages = {p.name for p in (ROOT / "experiments").iterdir() if (p / "__init__.py").exists()}
+    assert subpackages == set(EXPERIMENTS_FORBIDDEN)
+
+
+def test_only_entry_points_and_cli_define_flags_in_experiments():
+    definers = {
+        str(path.relative_to(ROOT))
+        for path in _python_files("experiments")
+        if _defines_flags(ast.parse(path.read_text(), str(path)))
+    }
+    library = {d for d in definers if d.count("/") > 1 and not d.startswith("experiments/cli/")}
+    assert not library, f"library modules define flags: {sorted(library)}"
+    assert "experiments/cli/launch.py" in definers
+
+
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_import_direction(package):
     violations = []
@@ -67,6 +136,8 @@ def test_checker_catches_a_violation(tmp_path):
     tree = ast.parse("from data_pipelines import audio\nflags.DEFINE_string('x', None, '')\n")
     assert "data_pipelines" in _imported_top_levels(tree)
     assert _defines_flags(tree)
+    tree = ast.parse("from experiments import train\nfrom experiments.training.students import x\n")
+    assert _experiments_imports(tree) == {"train", "training"}
 
 
 # Packages of the data stack and the reports that a machine running only the train step may lack.

@@ -100,10 +100,10 @@ def test_host_batches_are_slices_of_the_global_batch(tiny_world, hosts):
     """What the equality above rests on, for the tiny config's own data: host p's batch is rows
     [p*B/P, (p+1)*B/P) of the single-host batch at every step."""
     from data_pipelines import input_pipeline as ip
-    from experiments import data
+    from experiments.runtime import datasets
 
     config = helpers.tiny_config(*tiny_world)
-    builder = data.open_built(config.data)
+    builder = datasets.open_built(config.data)
     for stream in ("image_sound", "image_text"):
         one = ip._stream_sampler(builder, stream, "train", config.batch_size, config.seed)
         many = [

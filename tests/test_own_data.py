@@ -7,7 +7,7 @@ import os
 import pytest
 
 from data_pipelines.fixtures import write_fixture
-from experiments.checkpoint_eval import DIRECTIONS
+from experiments.evaluation.retrieval import DIRECTIONS
 from tests import helpers
 
 CONFIG = "experiments/configs/own_data.py"

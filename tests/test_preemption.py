@@ -2,6 +2,7 @@
 with the very parameters of an uninterrupted run; a save interrupted half-way is never taken as the
 latest checkpoint; and a checkpoint written on 1 device resumes and restores on 8 and on 4."""
 
+import logging
 import os
 import random
 import re
@@ -13,7 +14,8 @@ import jax
 import pytest
 
 from alignment import parallel
-from experiments import checkpointing, trainer
+from experiments.runtime import checkpointing, restore
+from experiments.training import students
 from tests import helpers
 
 STEPS = helpers.RESUME_OVERRIDES
@@ -27,13 +29,13 @@ def reference(tiny_world, tmp_path_factory):
 
 
 def _complete_steps(workdir: str) -> list[int]:
-    directory = os.path.join(workdir, trainer.CHECKPOINT_SUBDIR)
+    directory = os.path.join(workdir, restore.CHECKPOINT_SUBDIR)
     names = os.listdir(directory) if os.path.isdir(directory) else []
     return sorted(int(name) for name in names if name.isdigit())
 
 
 def _latest_step(workdir: str) -> int | None:
-    manager = checkpointing.make_manager(os.path.join(workdir, trainer.CHECKPOINT_SUBDIR))
+    manager = checkpointing.make_manager(os.path.join(workdir, restore.CHECKPOINT_SUBDIR))
     try:
         return manager.latest_step()
     finally:
@@ -123,7 +125,7 @@ def test_sigkill_at_any_moment_then_rerun_matches_uninterrupted(tiny_world, refe
     # exists, for the next step, holding junk, and that it is never taken as a checkpoint.
     partial = os.path.join(
         workdir,
-        trainer.CHECKPOINT_SUBDIR,
+        restore.CHECKPOINT_SUBDIR,
         f"{killed_after[-1] + config.checkpoint_every}.orbax-checkpoint-tmp",
     )
     os.makedirs(os.path.join(partial, "state"), exist_ok=True)
@@ -148,7 +150,7 @@ def test_partial_save_is_not_the_latest_checkpoint(reference, tmp_path):
     from orbax.checkpoint._src.path import atomicity
 
     config, _, uninterrupted = reference
-    directory = tmp_path / trainer.CHECKPOINT_SUBDIR
+    directory = tmp_path / restore.CHECKPOINT_SUBDIR
     manager = checkpointing.make_manager(str(directory), async_save=False)
     checkpointing.save(manager, 5, uninterrupted, {"data_position": 5})
     manager.wait_until_finished()
@@ -178,14 +180,14 @@ def _on_devices(monkeypatch, count: int) -> None:
 
 
 def test_checkpoint_from_one_device_resumes_and_restores_on_8_and_4(
-    reference, tmp_path, monkeypatch, capsys
+    reference, tmp_path, monkeypatch, caplog
 ):
     config, reference_dir, uninterrupted = reference
     # The uninterrupted run's state at step 20, saved from 1 device.
     on_one, _ = helpers.restore_params(reference_dir, config, jax.devices()[:1], step=20)
     assert len(on_one.params["head"]["fc6"]["kernel"].sharding.device_set) == 1
     one = tmp_path / "one_device"
-    manager = checkpointing.make_manager(str(one / trainer.CHECKPOINT_SUBDIR), async_save=False)
+    manager = checkpointing.make_manager(str(one / restore.CHECKPOINT_SUBDIR), async_save=False)
     checkpointing.save(manager, 20, on_one, {"data_position": 20})
     manager.wait_until_finished()
     manager.close()
@@ -200,11 +202,11 @@ def test_checkpoint_from_one_device_resumes_and_restores_on_8_and_4(
         # Training: the run on `count` devices resumes at step 20 and runs to the end.
         workdir = str(tmp_path / f"on_{count}")
         shutil.copytree(one, workdir)
-        capsys.readouterr()
-        with monkeypatch.context() as patch:
+        caplog.clear()
+        with monkeypatch.context() as patch, caplog.at_level(logging.INFO, logger="absl"):
             _on_devices(patch, count)
-            final = trainer.train(config, workdir)
-        assert "train: resumed from step 20" in capsys.readouterr().out
+            final = students.train(config, workdir)
+        assert "train: resumed from step 20" in caplog.text
         assert int(final.step) == config.total_steps
         assert len(final.params["head"]["fc6"]["kernel"].sharding.device_set) == count
         if count == 8:

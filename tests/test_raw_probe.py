@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from experiments import data, raw_probe
-from experiments.evaluation import tables_markdown
+from experiments.evaluation import raw_probes as raw_probe
+from experiments.evaluation.context import EvalContext
+from experiments.reports.tables import tables_markdown
+from experiments.runtime import datasets
 from tests import helpers
 
 
@@ -30,7 +32,9 @@ def test_probe_reads_separable_features_and_not_noise():
 
 def test_raw_input_probes_on_the_tiny_world(tiny_world):
     config = helpers.tiny_config(*tiny_world)
-    result = raw_probe.raw_input_probes(data.open_built(config.data))
+    context = EvalContext(config, datasets.open_built(config.data), workdir=None)
+    (row,) = raw_probe.evaluate(context)
+    result = row.fields
     assert set(result["accuracy"]) == {"image", "sound", "text"}
     assert all(0.0 <= a <= 1.0 for a in result["accuracy"].values())
     assert all(l2 in raw_probe.L2_GRID for l2 in result["l2"].values())
@@ -38,19 +42,17 @@ def test_raw_input_probes_on_the_tiny_world(tiny_world):
     assert all(n > 0 for n in (*result["num_train"].values(), *result["num_test"].values()))
 
 
-def test_a_data_set_without_some_modality_is_a_clear_error(tiny_world, monkeypatch):
+def test_a_data_set_without_some_modality_is_a_clear_error_and_a_skip(tiny_world, caplog):
     config = helpers.tiny_config(*tiny_world)
-    builder = data.open_built(config.data)
-    load_rows = raw_probe.checkpoint_eval.load_rows
-
-    def without_sound(builder, split, features):
-        arrays = load_rows(builder, split, features)
+    context = EvalContext(config, datasets.open_built(config.data), workdir=None)
+    validation, test = context.split("validation"), context.split("test")
+    for arrays in (validation, test):
         arrays["has_sound"] = np.zeros_like(arrays["has_sound"])  # as in a captioned-image set
-        return arrays
-
-    monkeypatch.setattr(raw_probe.checkpoint_eval, "load_rows", without_sound)
     with pytest.raises(raw_probe.NoProbeRows, match="every modality"):
-        raw_probe.raw_input_probes(builder)
+        raw_probe.raw_input_probes(validation, test)
+    with caplog.at_level("INFO", logger="absl"):
+        assert raw_probe.evaluate(context) == []
+    assert "raw-input probes skipped" in caplog.text
 
 
 def test_report_shows_raw_probes_beside_the_network():

@@ -8,8 +8,9 @@ import soundfile
 from absl import flags
 from PIL import Image
 
-from experiments import retrieve, trainer
-from experiments.retrieve import SearchIndex, UnknownWordsError, query_inputs
+from experiments import retrieve
+from experiments.search.index import SearchIndex, UnknownWordsError, query_inputs
+from experiments.training import students
 from tests import helpers
 
 TOP_K = 5
@@ -19,7 +20,7 @@ TOP_K = 5
 def run(tiny_world, tmp_path_factory):
     config = helpers.tiny_config(*tiny_world, total_steps=2, checkpoint_every=2, log_every=2)
     workdir = str(tmp_path_factory.mktemp("retrieve_run"))
-    trainer.train(config, workdir)
+    students.train(config, workdir)
     return config, workdir
 
 

@@ -14,7 +14,8 @@ nn = torch.nn
 
 from alignment import parallel  # noqa: E402
 from alignment.models import create_teacher  # noqa: E402
-from experiments import teacher, teacher_import, train_teacher  # noqa: E402
+from experiments.runtime import restore  # noqa: E402
+from experiments.training import teacher, teacher_import  # noqa: E402
 from tests import helpers  # noqa: E402
 
 
@@ -131,9 +132,9 @@ def test_teacher_on_uint8_frames_gives_torchvision_logits(tmp_path):
 def test_a_torchvision_import_needs_imagenet_normalization():
     config = _teacher_config(224, source="torchvision")  # the tiny config's teacher: symmetric
     with pytest.raises(ValueError, match="--config.teacher.normalization=imagenet"):
-        train_teacher.check_normalization(config)
+        teacher.check_normalization(config)
     config.normalization = "imagenet"
-    train_teacher.check_normalization(config)
+    teacher.check_normalization(config)
 
 
 def test_train_teacher_imports_a_torchvision_file(tiny_world, tmp_path):
@@ -158,8 +159,8 @@ def test_train_teacher_imports_a_torchvision_file(tiny_world, tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
 
     config = helpers.tiny_config(data_dir, "", **{"teacher.pool": "flatten"})
-    directory = teacher.teacher_dir(config, workdir)
-    _, params = teacher.restore_teacher(config, directory, parallel.make_mesh())
+    directory = restore.teacher_dir(config, workdir)
+    _, params = restore.restore_teacher(config, directory, parallel.make_mesh())
     expected = teacher_import.convert_alexnet(teacher_import.load_state_dict(path))
     helpers.assert_trees_equal(params, expected)
     assert jax.tree.structure(params) == jax.tree.structure(expected)

@@ -10,8 +10,9 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import checkpointing, trainer
-from experiments.workdir_lock import WorkdirBusyError, WorkdirLock
+from experiments.runtime import checkpointing, restore
+from experiments.runtime.workdir_lock import WorkdirBusyError, WorkdirLock
+from experiments.training import students
 from tests import helpers
 
 
@@ -24,7 +25,7 @@ def _losses(workdir):
 def uninterrupted(tiny_world, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("uninterrupted"))
     config = helpers.tiny_config(*tiny_world)
-    state = trainer.train(config, workdir)
+    state = students.train(config, workdir)
     return workdir, config, state
 
 
@@ -41,9 +42,9 @@ def test_tiny_config_trains_and_loss_falls(uninterrupted):
 def test_halt_then_rerun_resumes_and_matches_uninterrupted(uninterrupted, tiny_world, tmp_path):
     _, config, reference = uninterrupted
     halting = helpers.tiny_config(*tiny_world, halt_at_step=10)
-    first = trainer.train(halting, str(tmp_path))
+    first = students.train(halting, str(tmp_path))
     assert int(first.step) == 10
-    resumed = trainer.train(halting, str(tmp_path))  # the same command again
+    resumed = students.train(halting, str(tmp_path))  # the same command again
     assert int(resumed.step) == 20
     helpers.assert_trees_equal(resumed.params, reference.params)
     helpers.assert_trees_equal(resumed.opt_state, reference.opt_state)
@@ -80,20 +81,20 @@ def test_config_file_loads_and_overrides():
 def test_teacher_with_other_classes_is_refused_before_compiling(tiny_world, tmp_path):
     config = helpers.tiny_config(*tiny_world, **{"teacher.num_classes": 7})
     with pytest.raises(ValueError, match="teacher has 7 classes"):
-        trainer.train(config, str(tmp_path))
+        students.train(config, str(tmp_path))
 
 
 def test_missing_data_set_says_how_to_build(tiny_world, tmp_path):
     config = helpers.tiny_config(str(tmp_path / "empty"), tiny_world[1])
     with pytest.raises(FileNotFoundError, match="experiments.build_data"):
-        trainer.train(config, str(tmp_path / "w"))
+        students.train(config, str(tmp_path / "w"))
 
 
 def test_workdir_of_another_model_is_refused(uninterrupted, tiny_world, tmp_path):
     workdir, _, _ = uninterrupted
     wider = helpers.tiny_config(*tiny_world, **{"model.fc_dims": (48, 32)})
     with pytest.raises(checkpointing.CheckpointMismatchError, match="fc6"):
-        trainer.train(wider, workdir)
+        students.train(wider, workdir)
 
 
 def test_second_process_on_a_workdir_is_refused(tiny_world, tmp_path):
@@ -109,9 +110,9 @@ def test_second_process_on_a_workdir_is_refused(tiny_world, tmp_path):
 
 def test_non_finite_step_stops_with_the_step_and_terms(tiny_world, tmp_path):
     config = helpers.tiny_config(*tiny_world, **{"optimizer.learning_rate": 1e30})
-    with pytest.raises(trainer.NonFiniteLossError, match=r"step \d+: non-finite .*kl_image="):
-        trainer.train(config, str(tmp_path))
-    manager = checkpointing.make_manager(os.path.join(tmp_path, trainer.CHECKPOINT_SUBDIR))
+    with pytest.raises(students.NonFiniteLossError, match=r"step \d+: non-finite .*kl_image="):
+        students.train(config, str(tmp_path))
+    manager = checkpointing.make_manager(os.path.join(tmp_path, restore.CHECKPOINT_SUBDIR))
     assert manager.latest_step() is None or manager.latest_step() < config.total_steps
 
 
@@ -119,7 +120,7 @@ def test_non_finite_steps_can_be_skipped_and_counted(tiny_world, tmp_path):
     config = helpers.tiny_config(
         *tiny_world, **{"optimizer.learning_rate": 1e30, "loss.skip_nonfinite": True}
     )
-    state = trainer.train(config, str(tmp_path))
+    state = students.train(config, str(tmp_path))
     assert int(state.nonfinite_count) > 0
     saved, _ = helpers.restore_params(str(tmp_path), config)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(jax.device_get(saved.params)))
@@ -127,16 +128,15 @@ def test_non_finite_steps_can_be_skipped_and_counted(tiny_world, tmp_path):
 
 def test_vision_tower_starts_from_the_teachers_conv_layers(tiny_world, tmp_path):
     from alignment import parallel
-    from experiments import teacher
 
     config = helpers.tiny_config(*tiny_world, **{"optimizer.learning_rate": 0.0, "halt_at_step": 1})
-    trainer.train(config, str(tmp_path))
+    students.train(config, str(tmp_path))
     state, _ = helpers.restore_params(str(tmp_path), config)
-    _, teacher_params = teacher.restore_teacher(config, tiny_world[1], parallel.make_mesh())
+    _, teacher_params = restore.restore_teacher(config, tiny_world[1], parallel.make_mesh())
     helpers.assert_trees_equal(state.params["vision"]["features"], teacher_params["features"])
 
 
 def test_vision_init_refuses_a_teacher_of_other_widths(tiny_world, tmp_path):
     config = helpers.tiny_config(*tiny_world, **{"model.vision.channels": (8, 8, 8, 8, 16)})
     with pytest.raises(ValueError, match="init_vision_from_teacher"):
-        trainer.train(config, str(tmp_path))
+        students.train(config, str(tmp_path))

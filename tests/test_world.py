@@ -12,7 +12,7 @@ from PIL import Image
 from data_pipelines.world import SPLITS, World, WorldConfig
 from data_pipelines.world.captions import COUNT_WORDS, SIZE_WORDS
 from data_pipelines.world.concepts import COLOUR_NAMES, COLOURS, SIZE_NAMES
-from experiments import raw_probe
+from experiments.evaluation import raw_probes as raw_probe
 
 
 @pytest.fixture(scope="module")

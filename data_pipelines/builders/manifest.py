@@ -79,7 +79,7 @@ def read_manifest(path: str) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
 
 
 class ManifestDataset(AlignedBuilder):
-    """Any local data in the manifest format of DESIGN.md."""
+    """Any local data in the manifest format (README, "Using your own data")."""
 
     DESCRIPTION = "A folder of images, sounds and captions listed in jsonl manifests."
     VERSION = tfds.core.Version("1.1.0")

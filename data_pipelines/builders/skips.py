@@ -10,6 +10,8 @@ import collections
 import json
 import os
 
+from absl import logging
+
 SKIP_REPORT_FILE = "skipped.json"
 # Reasons a row is skipped; the keys of the report.
 REASONS = (
@@ -86,16 +88,26 @@ class SkipReport:
         }
 
     def finish_split(self, split: str, folder: str) -> None:
-        """Prints this split's counts and rewrites the JSON report in `folder`."""
+        """Logs this split's counts and rewrites the JSON report in `folder`."""
         counts = dict(self.skipped.get(split, {}))
         detail = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
-        print(f"[{split}] kept {self.kept[split]} rows; skipped {sum(counts.values())} ({detail})")
+        logging.info(
+            "[%s] kept %d rows; skipped %d (%s)",
+            split,
+            self.kept[split],
+            sum(counts.values()),
+            detail,
+        )
         if split in self.clips:
             c = self.clips[split]
-            print(
-                f"[{split}] sounds: {c['cropped']:.0f} cropped to the clip length (by "
-                f"{c['seconds_cut'] / max(c['cropped'], 1):.2f} s on average), {c['padded']:.0f} "
-                f"zero-padded (by {c['seconds_added'] / max(c['padded'], 1):.2f} s on average)"
+            logging.info(
+                "[%s] sounds: %.0f cropped to the clip length (by %.2f s on average), %.0f "
+                "zero-padded (by %.2f s on average)",
+                split,
+                c["cropped"],
+                c["seconds_cut"] / max(c["cropped"], 1),
+                c["padded"],
+                c["seconds_added"] / max(c["padded"], 1),
             )
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, SKIP_REPORT_FILE), "w", encoding="utf-8") as f:

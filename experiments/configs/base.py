@@ -7,18 +7,24 @@ def base_config() -> ml_collections.ConfigDict:
     """Returns the unlocked default config; the fields document every knob of a run."""
     c = ml_collections.ConfigDict()
     c.seed = 0
+    # Shapes the data set stores and the model takes are stated once: the model's fields are references to
+    # the data's, so an override of either moves both (--config.data.image_size=64 resizes the tower too).
+    image_size = ml_collections.FieldReference(40)
+    n_fft = ml_collections.FieldReference(128)
+    max_words = ml_collections.FieldReference(16)
+    word_dim = ml_collections.FieldReference(32)
 
     c.data = ml_collections.ConfigDict()
     c.data.builder = "world"  # world | manifest | video_folder | coco
     c.data.builder_config = "default"  # world: small | default | full
     c.data.data_dir = "data/tfds"  # where TFDS builds and reads the data set
     c.data.source = ""  # manifest folder, video folder or COCO folder (not used by the world)
-    c.data.image_size = 40
+    c.data.image_size = image_size
     c.data.audio = ml_collections.ConfigDict(
-        dict(sample_rate=8000, n_fft=128, hop_length=125, clip_seconds=1.0, time_steps=64)
+        dict(sample_rate=8000, n_fft=n_fft, hop_length=125, clip_seconds=1.0, time_steps=64)
     )
     c.data.text = ml_collections.ConfigDict(
-        dict(max_words=16, word_dim=32, word2vec_path="", background_sentences=20000)
+        dict(max_words=max_words, word_dim=word_dim, word2vec_path="", background_sentences=20000)
     )
     # Manifest folders without validation.jsonl: this fraction of the train rows (chosen by a hash of
     # each row's id, so the same rows whatever the order) is held out as the validation split.
@@ -33,7 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.num_classes = 48  # 0: the data set's class count (label_names.json)
     c.model.vision = ml_collections.ConfigDict(
         dict(
-            image_size=40,
+            image_size=image_size,
             channels=(32, 64, 96, 96, 64),
             kernels=(5, 3, 3, 3, 3),
             strides=(2, 1, 1, 1, 1),
@@ -45,15 +51,22 @@ def base_config() -> ml_collections.ConfigDict:
     )
     c.model.sound = ml_collections.ConfigDict(
         dict(
+            # The window the tower reads: at most data.audio.time_steps (training crops a random window
+            # of a longer stored clip; evaluation reads the whole clip).
             time_steps=64,
-            freq_bins=65,
+            freq_bins=n_fft // 2 + 1,
             channels=(64, 128, 128, 256),
             kernels=(5, 5, 3, 3),
             strides=(2, 2, 1, 1),
         )
     )
     c.model.text = ml_collections.ConfigDict(
-        dict(max_words=16, word_dim=32, channels=(64, 128, 128, 256), kernels=(3, 3, 3, 3))
+        dict(
+            max_words=max_words,
+            word_dim=word_dim,
+            channels=(64, 128, 128, 256),
+            kernels=(3, 3, 3, 3),
+        )
     )
 
     c.teacher = ml_collections.ConfigDict(

@@ -34,7 +34,6 @@ AUDIO = dict(sample_rate=16000, n_fft=512, hop_length=256, clip_seconds=2.0, tim
 SOUND_WINDOW = 112
 WORDS, WORD_DIM = 16, 64
 VISION = dict(
-    image_size=IMAGE_SIZE,
     channels=(32, 64, 96, 96, 64),
     kernels=(5, 3, 3, 3, 3),
     strides=(2, 1, 1, 1, 1),
@@ -51,9 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.text.update(max_words=WORDS, word_dim=WORD_DIM, background_sentences=0)
     c.model.num_classes = 0
     c.model.vision.update(VISION)
-    c.model.sound.update(time_steps=SOUND_WINDOW, freq_bins=AUDIO["n_fft"] // 2 + 1)
-    c.model.text.update(max_words=WORDS, word_dim=WORD_DIM)
-    c.teacher.update(VISION)
+    c.model.sound.time_steps = SOUND_WINDOW
+    c.teacher.update(VISION, image_size=IMAGE_SIZE)
     c.teacher.update(num_classes=0, num_epochs=60)
     c.augment.update(image_shift=4, image_flip=True, time_masks=1, freq_masks=1, word_dropout=0.1)
     c.num_epochs = 40

@@ -29,7 +29,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.fc_dims = (4096, 4096)
     c.model.num_classes = 1000
     alexnet = dict(
-        image_size=227,
         channels=(96, 256, 384, 384, 256),
         kernels=(11, 5, 3, 3, 3),
         strides=(4, 1, 1, 1, 1),
@@ -40,12 +39,11 @@ def get_config() -> ml_collections.ConfigDict:
     # Sound: SoundNet-like widths; stride 2 in the first three layers takes 500 frames to 63.
     c.model.sound.update(
         time_steps=500,
-        freq_bins=257,
         channels=(256, 512, 1024, 1024),
         kernels=(11, 5, 3, 3),
         strides=(2, 2, 2, 1),
     )
-    c.model.text.update(max_words=16, word_dim=300, channels=(512, 512, 1024, 1024))
+    c.model.text.update(channels=(512, 512, 1024, 1024))
     # torchvision's AlexNet: the ImageNet teacher, imported from its state_dict. It sees what its weights
     # were trained on: the central 224x224 of each 227x227 frame, with ImageNet's mean and std.
     c.teacher.update(

@@ -16,10 +16,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.text.update(max_words=12, word_dim=8, background_sentences=500)
     c.model.tower_dim = 32
     c.model.fc_dims = (32, 32)
-    c.model.vision.update(image_size=24, channels=(8, 8, 8, 8, 8), kernels=(3, 3, 3, 3, 3))
-    c.model.sound.update(time_steps=16, freq_bins=17, channels=(8, 8, 8, 8), kernels=(3, 3, 3, 3))
+    c.model.vision.update(channels=(8, 8, 8, 8, 8), kernels=(3, 3, 3, 3, 3))
+    c.model.sound.update(time_steps=16, channels=(8, 8, 8, 8), kernels=(3, 3, 3, 3))
     c.model.sound.strides = (1, 1, 1, 1)
-    c.model.text.update(max_words=12, word_dim=8, channels=(8, 8, 8, 8))
+    c.model.text.update(channels=(8, 8, 8, 8))
     c.teacher.update(
         image_size=24,
         channels=(8, 8, 8, 8, 8),

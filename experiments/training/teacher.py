@@ -10,24 +10,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec
 
 from alignment import parallel
 from alignment.models import Teacher, create_teacher
 from data_pipelines import input_pipeline
 from data_pipelines.builders.teacher_probs import save_teacher_probs
-from experiments import checkpointing
-from experiments.data import NO_LABELS
-from experiments.progress import Progress
-
-TEACHER_SUBDIR = "teacher"
-
-
-def teacher_dir(config: Any, workdir: str) -> str:
-    """Where the teacher checkpoint lives: config.teacher.path, else <workdir>/teacher."""
-    if config.teacher.source == "checkpoint" and config.teacher.path:
-        return config.teacher.path
-    return os.path.join(workdir, TEACHER_SUBDIR)
+from experiments.runtime import datasets, restore
+from experiments.runtime.datasets import NO_LABELS
+from experiments.runtime.logs import Progress
+from experiments.training import teacher_import
 
 
 def init_teacher_params(teacher: Teacher, rng: jax.Array, mesh) -> Any:
@@ -77,7 +70,7 @@ def train_teacher(config: Any, builder, mesh) -> tuple[Teacher, Any, dict[str, f
             f"{name}s reach {labels.max()} but config.teacher.num_classes={cfg.num_classes}: "
             f"set --config.teacher.num_classes={labels.max() + 1} (or 0 to follow the data set)"
         )
-    print(f"teacher: {len(images)} train images, {cfg.num_classes} classes ({name})", flush=True)
+    logging.info("teacher: %d train images, %d classes (%s)", len(images), cfg.num_classes, name)
     rng = jax.random.PRNGKey(config.seed)
     params = init_teacher_params(teacher, rng, mesh)
     schedule = optax.warmup_cosine_decay_schedule(
@@ -124,10 +117,18 @@ def train_teacher(config: Any, builder, mesh) -> tuple[Teacher, Any, dict[str, f
 
 
 def predict_probs(
-    teacher: Teacher, params: Any, images: np.ndarray, mesh, batch: int = 512
+    teacher: Teacher,
+    params: Any,
+    images: np.ndarray,
+    mesh,
+    batch: int = 512,
+    progress: str | None = None,
 ) -> np.ndarray:
-    """Softmax of the teacher on uint8 images [N, H, W, 3] -> float32 [N, num_classes]."""
+    """Softmax of the teacher on uint8 images [N, H, W, 3] -> float32 [N, num_classes]; with
+    `progress`, a progress line under that name about every tenth of the batches."""
     batch -= batch % jax.device_count()
+    batches = -(-len(images) // batch)
+    lines = Progress(progress, batches, examples_per_step=batch) if progress else None
     apply = jax.jit(lambda p, x: jax.nn.softmax(teacher.apply({"params": p}, x)))
     sharding = NamedSharding(mesh, PartitionSpec(parallel.AXIS))
     out = []
@@ -138,6 +139,9 @@ def predict_probs(
         )
         probs = apply(params, jax.device_put(padded, sharding))
         out.append(np.asarray(jax.device_get(probs))[: len(chunk)])
+        done = len(out)
+        if lines is not None and (done % max(1, batches // 10) == 0 or done == batches):
+            lines.update(done)
     return np.concatenate(out) if out else np.zeros((0, teacher.num_classes), np.float32)
 
 
@@ -146,43 +150,58 @@ def accuracy(teacher: Teacher, params: Any, images: np.ndarray, labels: np.ndarr
     return float(np.mean(probs.argmax(-1) == labels))
 
 
-def save_teacher(directory: str, params: Any, meta: dict) -> None:
-    manager = checkpointing.make_manager(directory, keep=1, async_save=False)
-    checkpointing.save(manager, 0, params, meta)
-    manager.wait_until_finished()
-
-
-def restore_teacher(config: Any, directory: str, mesh) -> tuple[Teacher, Any]:
-    """The teacher module of config.teacher and its parameters from `directory`; checks the classes."""
-    teacher = create_teacher(config.teacher)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(
-            f"no teacher checkpoint at {directory}: train one with `python -m experiments.train_teacher "
-            "--config=<config> --workdir=<workdir>` or set --config.teacher.path"
-        )
-    abstract = jax.eval_shape(
-        lambda: teacher.init(jax.random.PRNGKey(0), teacher.example_inputs())["params"]
-    )
-    manager = checkpointing.make_manager(directory, keep=1, async_save=False)
-    params, _ = checkpointing.restore(manager, checkpointing.replicated_abstract(abstract, mesh))
-    return teacher, params
-
-
-def check_teacher_classes(config: Any) -> None:
-    """The students' logits are matched to the teacher's distribution: their widths must agree."""
-    if config.teacher.num_classes != config.model.num_classes:
-        raise ValueError(
-            f"the teacher has {config.teacher.num_classes} classes but the shared head predicts "
-            f"{config.model.num_classes}: set --config.model.num_classes={config.teacher.num_classes}"
-        )
-
-
 def precompute_teacher_probs(
     teacher: Teacher, params: Any, builder, mesh, splits: tuple[str, ...] = ("train",)
 ) -> None:
     """Writes the teacher's probabilities for every image row of `splits` beside the data set."""
     for split in splits:
         rows = input_pipeline.load_split(builder, split, ("id", "image"))
-        probs = predict_probs(teacher, params, rows["image"], mesh)
+        probs = predict_probs(
+            teacher, params, rows["image"], mesh, progress=f"teacher probabilities ({split})"
+        )
         path = save_teacher_probs(os.fspath(builder.data_dir), split, rows["id"], probs)
-        print(f"teacher: wrote {len(probs)} distributions to {path}")
+        logging.info("teacher: wrote %d distributions to %s", len(probs), path)
+
+
+def check_normalization(cfg: Any) -> None:
+    """Refuses a torchvision import whose images would not get the ImageNet normalization it needs."""
+    normalization = cfg.get("normalization", "symmetric")
+    if cfg.source == "torchvision" and normalization != "imagenet":
+        raise ValueError(
+            f"config.teacher.normalization={normalization!r} with source=torchvision: set "
+            "--config.teacher.normalization=imagenet (torchvision's weights expect ImageNet mean/std)"
+        )
+
+
+def run_teacher(config: Any, workdir: str) -> tuple[Teacher, Any]:
+    """Trains (source=train), imports (torchvision) or restores (checkpoint) the teacher of `config`,
+    saves it to restore.teacher_dir, and with teacher.precompute writes its probabilities beside the
+    data set (building the data set first if needed); returns (module, params)."""
+    check_normalization(config.teacher)
+    mesh = parallel.make_mesh()
+    builder = datasets.build(config.data)
+    config = datasets.resolve_config(config, builder)
+    restore.check_teacher_classes(config)
+    directory = restore.teacher_dir(config, workdir)
+    source = config.teacher.source
+    if source == "train":
+        module, params, metrics = train_teacher(config, builder, mesh)
+        logging.info("teacher: %s", " | ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        restore.save_teacher(directory, params, {"metrics": metrics})
+    elif source == "torchvision":
+        state = teacher_import.load_state_dict(config.teacher.path)
+        module = create_teacher(config.teacher)
+        params = jax.device_put(teacher_import.convert_alexnet(state), parallel.replicated(mesh))
+        restore.save_teacher(
+            directory, params, {"imported_from": os.path.abspath(config.teacher.path)}
+        )
+    elif source == "checkpoint":
+        module, params = restore.restore_teacher(config, directory, mesh)
+    else:
+        raise ValueError(
+            f"config.teacher.source={source!r}: expected train, torchvision or checkpoint"
+        )
+    logging.info("teacher: checkpoint at %s", directory)
+    if config.teacher.precompute:
+        precompute_teacher_probs(module, params, builder, mesh)
+    return module, params

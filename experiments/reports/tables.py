@@ -1,7 +1,8 @@
-"""The paper's tables as markdown, the median-rank plot, and results.json, from rows of results.
+"""The paper's tables as markdown, the median-rank plot, and results.json, from the evaluation suite's rows.
 
-A row is the dict of checkpoint_eval.evaluate_checkpoint or one value of baseline_eval.baseline_results:
-"retrieval" ({"query->gallery": {"median_rank", "recall@k"...}}) is required; "chunk", "num_pairs",
+write_rows(rows, out_dir) collects the rows into one entry per method (results.json) and the raw-input
+probes (raw_probes.json). An entry is a method's merged fields (evaluation/retrieval.py, baselines.py,
+transfer.py, units.py): "retrieval" ({"query->gallery": {"median_rank", "recall@k"...}}) is required; "chunk", "num_pairs",
 "transfer" and "units" are used when present. Rows are listed in the paper's order (Random, Linear Reg.,
 CCA, Normalized CCA, Model Transfer, Ranking, Both), any other names after them in the order given.
 """
@@ -18,12 +19,14 @@ import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from experiments.checkpoint_eval import (
+from experiments.evaluation.raw_probes import RAW_INPUT
+from experiments.evaluation.retrieval import (
     DIRECTIONS,
     PAIRED_DIRECTIONS,
     RECALL_KS,
     UNPAIRED_DIRECTIONS,
 )
+from experiments.evaluation.rows import RAW_PROBES, RESULTS, Row
 
 ROW_ORDER = ("Random", "Linear Reg.", "CCA", "Normalized CCA", "Model Transfer", "Ranking", "Both")
 SHORT = {"image": "IMG", "sound": "SND", "text": "TXT"}
@@ -332,3 +335,15 @@ def write_report(
                 json.dump(_json_safe(value), f, indent=1)
     plot_median_ranks(results_by_row, os.path.join(out_dir, PLOT_FILE))
     return write_tables(results_by_row, out_dir, raw_probes)
+
+
+def write_rows(rows: Sequence[Row], out_dir: str) -> str:
+    """write_report of the evaluation suite's rows: RESULTS entries by method, the RAW_PROBES entry."""
+    results: dict[str, dict[str, Any]] = {}
+    probes: dict[str, Any] | None = None
+    for row in rows:
+        if row.table == RESULTS:
+            results.setdefault(row.name, {}).update(row.fields)
+        elif row.table == RAW_PROBES and row.name == RAW_INPUT:
+            probes = dict(row.fields)
+    return write_report(results, out_dir, probes)

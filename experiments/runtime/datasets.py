@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 import tensorflow_datasets as tfds
+from absl import logging
 
 from data_pipelines import input_pipeline
 from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
@@ -95,8 +96,11 @@ def build(data_cfg: Any) -> tfds.core.DatasetBuilder:
     """Builds the data set into config.data.data_dir unless it is already there; returns the builder."""
     builder = make_builder(data_cfg)
     if not is_built(builder):
-        print(
-            f"data: building {builder.name}/{builder.builder_config.name} into {builder.data_dir}"
+        logging.info(
+            "data: building %s/%s into %s",
+            builder.name,
+            builder.builder_config.name,
+            builder.data_dir,
         )
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(try_download_gcs=False)

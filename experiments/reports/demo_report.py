@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure
 
-from experiments import evaluation
+from experiments.evaluation.rows import Row
+from experiments.reports import tables as report_tables
 
 CURVES = ("loss", "kl_sound", "kl_text", "rank_img_snd", "rank_img_txt")
 
@@ -46,15 +46,14 @@ def _metrics(run_dir: str) -> list[dict]:
 
 def write_report(
     workdir: str,
-    rows: Mapping[str, dict],
+    rows: Sequence[Row],
     teacher_metrics: Mapping[str, float],
     stage_times: Mapping[str, float],
     run_dirs: Sequence[str],
-    raw_probes: Mapping[str, Any] | None = None,
 ) -> str:
-    """Writes <workdir>/report.md, results.json, raw_probes.json, tables.md and PNGs; returns the
-    tables' markdown."""
-    tables = evaluation.write_report(dict(rows), workdir, raw_probes)
+    """Writes <workdir>/report.md, results.json, raw_probes.json, tables.md and PNGs from the evaluation
+    suite's rows; returns the tables' markdown."""
+    tables = report_tables.write_rows(rows, workdir)
     plot_training_curves(run_dirs, os.path.join(workdir, "training_curves.png"))
     lines = [
         "# See, Hear, and Read on the bundled world",

@@ -9,7 +9,7 @@ IMG<->SND is fit on train image+sound rows, IMG<->TXT on train image+text rows, 
 SND<->TXT through the image bridge (fit_bridge). At most `max_pairs` pairs of each kind are used, taken
 from the first 2 * max_pairs stored train rows (stored in generated order; the world alternates kinds).
 Random ranks Gaussian embeddings drawn with config.seed (so its recall@k is measured as well).
-Every row is scored on the test triplets with the protocol of experiments/checkpoint_eval.py.
+Every row is scored on the test triplets with the protocol of evaluation/retrieval.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,17 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from alignment import baselines, parallel, retrieval
-from experiments import checkpoint_eval, teacher
-from experiments.embedding import embed_modality, eval_batch_size
+from data_pipelines import input_pipeline
+from experiments.evaluation.context import EvalContext, triplet_rows
+from experiments.evaluation.retrieval import (
+    DIRECTIONS,
+    PAIRED_DIRECTIONS,
+    RECALL_KS,
+    UNPAIRED_DIRECTIONS,
+)
+from experiments.evaluation.rows import RESULTS, Row
+from experiments.runtime import restore
+from experiments.runtime.embedding import embed_modality, eval_batch_size
 
 METHOD_ROWS = {"regression": "Linear Reg.", "cca": "CCA", "normalized_cca": "Normalized CCA"}
 MAX_TRAIN_PAIRS = 3000
@@ -83,10 +92,10 @@ def teacher_penultimate(teacher_module, params, images: np.ndarray, mesh) -> np.
 
 def image_featurizer(config: Any, workdir: str | None, mesh):
     """(images [N, H, W, 3] -> features [N, D], description): the teacher's if one is found, else pixels."""
-    directory = teacher.teacher_dir(config, workdir) if workdir is not None else config.teacher.path
+    directory = restore.teacher_dir(config, workdir)
     if directory:
         try:
-            module, params = teacher.restore_teacher(config, directory, mesh)
+            module, params = restore.restore_teacher(config, directory, mesh)
         except FileNotFoundError:
             pass
         else:
@@ -98,28 +107,20 @@ def image_featurizer(config: Any, workdir: str | None, mesh):
     return raw_pixels, f"raw pixels (top {PCA_DIM} principal components)"
 
 
-def baseline_results(
-    config: Any, builder, workdir: str | None = None, max_pairs: int = MAX_TRAIN_PAIRS
-) -> dict[str, dict[str, Any]]:
-    """Random and the linear baselines, scored like a trained checkpoint.
+def evaluate(context: EvalContext, max_pairs: int = MAX_TRAIN_PAIRS) -> list[Row]:
+    """Random and the linear baselines, scored like a trained run: RESULTS rows "Random", "Linear Reg.",
+    "CCA" and "Normalized CCA", in that order, each with "row", "retrieval" ({"a->b": {"median_rank",
+    "recall@k"...}} over the six directions of retrieval.DIRECTIONS), "chunk", "num_pairs", "features",
+    "train_pairs" and "seconds".
 
-    Args:
-      config: the run's config (data, teacher, seed, eval_chunk).
-      builder: the built data set (experiments.data.open_built(config.data)).
-      workdir: where the teacher is looked for when config.teacher.path is unset (teacher.teacher_dir);
-        None looks only at config.teacher.path. Without a teacher, images are raw pixels.
-      max_pairs: training pairs per pair type.
-
-    Returns:
-      {row name: {"row", "retrieval": {direction: {"median_rank", "recall@k"...}}, "chunk",
-      "num_pairs", "features", "train_pairs", "seconds"}} for "Random", "Linear Reg.", "CCA" and
-      "Normalized CCA", in that order; every row covers the six directions of checkpoint_eval.DIRECTIONS.
+    The image features are the teacher's (config.teacher.path, else <workdir>/teacher) when there is
+    one, else raw pixels; at most `max_pairs` training pairs of each kind are used.
     """
     start = time.perf_counter()
-    mesh = parallel.make_mesh()
-    featurize_images, image_desc = image_featurizer(config, workdir, mesh)
-    test = checkpoint_eval.load_rows(builder, "test", _FEATURES)
-    rows = checkpoint_eval.triplet_rows(test)
+    config, builder = context.config, context.builder
+    featurize_images, image_desc = image_featurizer(config, context.workdir, context.mesh)
+    test = context.split("test")
+    rows = triplet_rows(test)
     if not len(rows):
         raise ValueError("the test split has no row with an image, a sound and a text")
     test_features = {
@@ -128,7 +129,7 @@ def baseline_results(
         "text": mean_word_vector(test["text"][rows], test["text_mask"][rows]),
     }
     size = builder.info.splits["train"].num_examples
-    train = checkpoint_eval.load_rows(builder, f"train[:{min(size, 2 * max_pairs)}]", _FEATURES)
+    train = input_pipeline.load_split(builder, f"train[:{min(size, 2 * max_pairs)}]", _FEATURES)
     sound_rows = np.flatnonzero(train["has_image"] & train["has_sound"])[:max_pairs]
     text_rows = np.flatnonzero(train["has_image"] & train["has_text"])[:max_pairs]
     if not (len(sound_rows) and len(text_rows)):
@@ -154,9 +155,7 @@ def baseline_results(
     results = {
         "Random": {
             "row": "Random",
-            "retrieval": retrieval.retrieval_table(
-                random_embeddings, checkpoint_eval.DIRECTIONS, chunk, checkpoint_eval.RECALL_KS
-            ),
+            "retrieval": retrieval.retrieval_table(random_embeddings, DIRECTIONS, chunk, RECALL_KS),
             **common,
             "features": dict.fromkeys(test_features, f"Gaussian noise ({RANDOM_DIM}-d)"),
         }
@@ -167,18 +166,14 @@ def baseline_results(
         image_text = baselines.fit_pair(method, pivot_text, texts, **options)
         bridge = baselines.fit_bridge(method, pivot_sound, sounds, pivot_text, texts, **options)
         spaces = (
-            (image_sound, "image", "sound", checkpoint_eval.PAIRED_DIRECTIONS[:2]),
-            (image_text, "image", "text", checkpoint_eval.PAIRED_DIRECTIONS[2:]),
-            (bridge, "sound", "text", checkpoint_eval.UNPAIRED_DIRECTIONS),
+            (image_sound, "image", "sound", PAIRED_DIRECTIONS[:2]),
+            (image_text, "image", "text", PAIRED_DIRECTIONS[2:]),
+            (bridge, "sound", "text", UNPAIRED_DIRECTIONS),
         )
         table: dict[str, dict[str, float]] = {}
         for space, x, y, directions in spaces:
             embedded = {x: space.embed_x(test_features[x]), y: space.embed_y(test_features[y])}
-            table.update(
-                retrieval.retrieval_table(embedded, directions, chunk, checkpoint_eval.RECALL_KS)
-            )
+            table.update(retrieval.retrieval_table(embedded, directions, chunk, RECALL_KS))
         results[name] = {"row": name, "retrieval": table, **common}
     seconds = time.perf_counter() - start
-    for row in results.values():
-        row["seconds"] = seconds
-    return results
+    return [Row(RESULTS, name, {**fields, "seconds": seconds}) for name, fields in results.items()]

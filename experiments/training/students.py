@@ -9,23 +9,20 @@ from typing import Any
 
 import jax
 import numpy as np
+from absl import logging
 
-from alignment import parallel, retrieval, units
-from alignment.models import create_model, init_params
+from alignment import parallel, streams
+from alignment.models import create_model
 from alignment.train_state import TrainState
 from data_pipelines import augment, input_pipeline
 from data_pipelines.builders.teacher_probs import teacher_probs_path
-from experiments import checkpointing, data, teacher
-from experiments.embedding import embed_modality, eval_batch_size
-from experiments.optimizer import make_optimizer
-from experiments.progress import Progress, ScalarWriter
-from experiments.workdir_lock import WorkdirLock
+from experiments.evaluation import suite, validation
+from experiments.evaluation.context import EvalContext
+from experiments.runtime import checkpointing, datasets, restore, run_config
+from experiments.runtime.logs import Progress, ScalarWriter
+from experiments.runtime.optimizer import make_optimizer
+from experiments.runtime.workdir_lock import WorkdirLock
 
-CHECKPOINT_SUBDIR = "checkpoints"
-BEST_SUBDIR = "best"
-VALIDATION_DIRECTIONS = (("image", "sound"), ("image", "text"), ("text", "sound"))
-VALIDATION_FEATURES = ("image", "sound", "text", "text_mask", "has_image", "has_sound", "has_text")
-SELECTION_METRIC = "val/mean_median_rank"
 # Above this fraction of never-active units at the validated layer, the representation is collapsing.
 DEAD_UNITS_WARNING = 0.5
 
@@ -34,41 +31,10 @@ class NonFiniteLossError(FloatingPointError):
     """A training step produced a non-finite loss or gradient."""
 
 
-def _example_batch(config: Any) -> dict[str, dict[str, jax.ShapeDtypeStruct]]:
-    m = config.model
-    size = m.vision.image_size
-    return {
-        "image_sound": {
-            "image": jax.ShapeDtypeStruct((1, size, size, 3), np.uint8),
-            "sound": jax.ShapeDtypeStruct((1, m.sound.time_steps, m.sound.freq_bins), np.float32),
-        },
-        "image_text": {
-            "image": jax.ShapeDtypeStruct((1, size, size, 3), np.uint8),
-            "text": jax.ShapeDtypeStruct((1, m.text.max_words, m.text.word_dim), np.float32),
-            "text_mask": jax.ShapeDtypeStruct((1, m.text.max_words), np.bool_),
-        },
-    }
-
-
-def abstract_train_state(model, optimizer) -> TrainState:
-    """Shapes and dtypes of the TrainState (nothing allocated): the restore target and shape check."""
-
-    def init():
-        params = init_params(model, jax.random.PRNGKey(0))
-        return TrainState(
-            step=np.zeros((), np.int32),
-            params=params,
-            opt_state=optimizer.init(params),
-            rng=jax.random.PRNGKey(0),
-            nonfinite_count=np.zeros((), np.int32),
-        )
-
-    return jax.eval_shape(init)
-
-
 def check_config(config: Any) -> None:
     """Cross-field checks that would otherwise fail deep inside compilation."""
-    teacher.check_teacher_classes(config)
+    restore.check_teacher_classes(config)
+    # The other shapes are references to the data's (configs/base.py); the tower's window may be shorter.
     m, d = config.model, config.data
     if m.sound.time_steps > d.audio.time_steps:
         raise ValueError(
@@ -76,74 +42,10 @@ def check_config(config: Any) -> None:
             f"config.data.audio.time_steps={d.audio.time_steps} frames: the sound window cannot be "
             "longer than the clip"
         )
-    pairs = [
-        ("model.vision.image_size", m.vision.image_size, "data.image_size", d.image_size),
-        (
-            "model.sound.freq_bins",
-            m.sound.freq_bins,
-            "data.audio.n_fft // 2 + 1",
-            d.audio.n_fft // 2 + 1,
-        ),
-        ("model.text.max_words", m.text.max_words, "data.text.max_words", d.text.max_words),
-        ("model.text.word_dim", m.text.word_dim, "data.text.word_dim", d.text.word_dim),
-    ]
-    for a, va, b, vb in pairs:
-        if va != vb:
-            raise ValueError(
-                f"config.{a}={va} but config.{b}={vb}: the model must take the stored shapes"
-            )
     if config.batch_size % jax.device_count():
         raise ValueError(
             f"config.batch_size={config.batch_size} must be a multiple of the {jax.device_count()} devices"
         )
-
-
-def load_validation_items(config: Any, builder) -> dict[str, Any]:
-    """Validation (else test) items, read once per run: {"arrays": features of the rows used,
-    "rows": {(a, b): indices of the first config.eval_items rows holding modalities a and b}}.
-
-    Held-out train rows hold pairs, not triplets, so each direction uses the rows that have both of its
-    modalities; a direction without such rows (text->sound on pairs) is left out.
-    """
-    split = "validation" if "validation" in builder.info.splits else "test"
-    arrays = input_pipeline.load_split(builder, split, VALIDATION_FEATURES)
-    rows = {}
-    for a, b in VALIDATION_DIRECTIONS:
-        both = np.flatnonzero(arrays[f"has_{a}"] & arrays[f"has_{b}"])[: config.eval_items]
-        if len(both) >= 2:
-            rows[(a, b)] = both
-    if not rows:
-        raise ValueError(
-            f"the {split} split has no two rows sharing two modalities to validate on: add a "
-            "validation.jsonl, or set --config.eval_every=0"
-        )
-    keep = np.unique(np.concatenate(list(rows.values())))
-    return {
-        "arrays": {k: v[keep] for k, v in arrays.items()},
-        "rows": {d: np.searchsorted(keep, r) for d, r in rows.items()},
-    }
-
-
-def validate(config: Any, params, items: dict[str, Any], embed_fn) -> dict[str, float]:
-    """Median rank of the true match among the validation items per available direction, their mean
-    (SELECTION_METRIC, the model-selection score) and the fraction of never-active units."""
-    layer = config.eval_layers[0]
-    arrays = items["arrays"]
-    modalities = sorted({m for direction in items["rows"] for m in direction})
-    reps = {
-        m: embed_modality(embed_fn, params, arrays, m, [layer], eval_batch_size())[layer]
-        for m in modalities
-    }
-    scores = {}
-    for (a, b), rows in items["rows"].items():
-        chunk = min(config.eval_chunk, len(rows))
-        scores[f"val/{a[:3]}_{b[:3]}_median_rank"] = float(
-            retrieval.paper_median_rank(reps[a][rows], reps[b][rows], chunk)
-        )
-    scores[SELECTION_METRIC] = float(np.mean(list(scores.values())))
-    present = {m: arrays[f"has_{m}"] for m in modalities}
-    scores["val/dead_units"] = units.dead_unit_fraction(reps, present)
-    return scores
 
 
 def _raise_nonfinite(step: int, metrics: dict[str, float]) -> None:
@@ -182,20 +84,22 @@ class _MetricsBuffer:
         return means, len(bad)
 
 
-def train(config: Any, workdir: str) -> TrainState:
+def train(config: Any, workdir: str, config_file: str | None = None) -> TrainState:
     """Trains the students of `config` in `workdir`, resuming from its latest complete checkpoint.
 
     Process 0 holds the workdir's lock for the whole run, so a second run on the same workdir stops at
-    once. Knobs that follow the data set (class counts, num_epochs) are resolved from the built data
-    set first (data.resolve_config). Returns the final TrainState (replicated over all devices).
+    once, and saves the config as <workdir>/config.json (recording `config_file`, the file it came
+    from). Knobs that follow the data set (class counts, num_epochs) are resolved from the built data
+    set first (datasets.resolve_config). Returns the final TrainState (replicated over all devices).
     """
-    builder = data.open_built(config.data)
-    config = data.resolve_config(config, builder)
-    check_config(config)
+    builder = datasets.open_built(config.data)
+    resolved = datasets.resolve_config(config, builder)
+    check_config(resolved)
     if jax.process_index() != 0:
-        return _train(config, workdir, builder)
+        return _train(resolved, workdir, builder)
     with WorkdirLock(workdir):
-        return _train(config, workdir, builder)
+        run_config.save(workdir, config, config_file)
+        return _train(resolved, workdir, builder)
 
 
 def _train(config: Any, workdir: str, builder) -> TrainState:
@@ -207,23 +111,22 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
     has_probs = needs_teacher and _has_teacher_probs(builder)
     teacher_module = teacher_params = None
     if needs_teacher and not has_probs:
-        teacher_module, teacher_params = teacher.restore_teacher(
-            config, teacher.teacher_dir(config, workdir), mesh
+        teacher_module, teacher_params = restore.restore_teacher(
+            config, restore.teacher_dir(config, workdir), mesh
         )
 
     manager = checkpointing.make_manager(
-        os.path.join(workdir, CHECKPOINT_SUBDIR), keep=config.keep_checkpoints
+        os.path.join(workdir, restore.CHECKPOINT_SUBDIR), keep=config.keep_checkpoints
     )
-    abstract = abstract_train_state(model, optimizer)
+    abstract = restore.abstract_train_state(model, optimizer)
     latest = manager.latest_step()
     if latest is not None:
-        state, meta = checkpointing.restore(
-            manager, checkpointing.replicated_abstract(abstract, mesh), latest
-        )
-        print(f"train: resumed from step {latest} in {manager.directory}", flush=True)
+        state, meta = checkpointing.restore(manager, abstract, mesh, latest)
+        logging.info("train: resumed from step %d in %s", latest, manager.directory)
     else:
+        example = streams.example_batch(config.model)
         state = parallel.create_train_state(
-            model, optimizer, jax.random.PRNGKey(config.seed), _example_batch(config), mesh
+            model, optimizer, jax.random.PRNGKey(config.seed), example, mesh
         )
         if config.init_vision_from_teacher:
             state = _vision_from_teacher(config, workdir, state, mesh)
@@ -233,11 +136,14 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
         return state
     # Model selection needs held-out rows: on the test split it would pick the checkpoint by the test.
     selects = config.eval_every and "validation" in builder.info.splits
-    best = _BestCheckpoint(os.path.join(workdir, BEST_SUBDIR)) if selects else None
+    best = _BestCheckpoint(os.path.join(workdir, restore.BEST_SUBDIR)) if selects else None
     if config.eval_every and not selects:
-        print("train: no validation split: validating on test rows, keeping no best checkpoint")
+        logging.info(
+            "train: no validation split: validating on test rows, keeping no best checkpoint"
+        )
 
     step_fn = parallel.make_train_step(model, optimizer, config.loss, mesh, teacher_module)
+    evaluation = EvalContext(config, builder, workdir, mesh=mesh) if config.eval_every else None
     embed_fn = parallel.make_embed_fn(model, mesh)
     batches = input_pipeline.train_batches(
         builder,
@@ -248,10 +154,11 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
         process_count=jax.process_count(),
         augment=augment.AugmentConfig.from_config(config.augment, config.model.sound.time_steps),
     )
-    writer = ScalarWriter(workdir)
+    writer = ScalarWriter(workdir, resumed_step=start)
+    if start == 0:
+        writer.write_config(config, metrics=("loss", validation.SELECTION_METRIC))
     progress = Progress("train", config.total_steps, start, examples_per_step=2 * config.batch_size)
     buffer = _MetricsBuffer()
-    validation_items = None
     skipped = int(jax.device_get(state.nonfinite_count))
     meta = {"config": json.loads(config.to_json_best_effort())}
     for step in range(start, config.total_steps):
@@ -275,24 +182,26 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
             and jax.process_count() == 1
             and (done % config.eval_every == 0 or last)
         ):
-            if validation_items is None:
-                validation_items = load_validation_items(config, builder)
-            scores = validate(config, state.params, validation_items, embed_fn)
+            assert evaluation is not None
+            evaluation.use_params(model, state.params, done, embed_fn)
+            (row,) = suite.run(evaluation, ["validation"])
+            scores = dict(row.fields)
             writer.write(done, scores)
-            print("validate " + " | ".join(f"{k} {v:.3g}" for k, v in scores.items()), flush=True)
-            if scores["val/dead_units"] > DEAD_UNITS_WARNING:
-                print(
-                    f"warning: {scores['val/dead_units']:.0%} of the {config.eval_layers[0]} units "
-                    "are never active on the validation items: the representation is collapsing "
-                    "(lower the learning rate, or train longer with more augmentation)",
-                    flush=True,
+            logging.info("validate %s", " | ".join(f"{k} {v:.3g}" for k, v in scores.items()))
+            if scores[validation.DEAD_UNITS] > DEAD_UNITS_WARNING:
+                logging.warning(
+                    "%.0f%% of the %s units are never active on the validation items: the "
+                    "representation is collapsing (lower the learning rate, or train longer with "
+                    "more augmentation)",
+                    100 * scores[validation.DEAD_UNITS],
+                    config.eval_layers[0],
                 )
             if best is not None:
-                best.offer(done, scores[SELECTION_METRIC], state, meta)
+                best.offer(done, scores[validation.SELECTION_METRIC], state, meta)
         if save_now:
             checkpointing.save(manager, done, state, {**meta, "data_position": done})
         if halt:
-            print(f"train: halted at step {done}; rerun the same command to resume", flush=True)
+            logging.info("train: halted at step %d; rerun the same command to resume", done)
             break
     manager.wait_until_finished()
     manager.close()
@@ -335,7 +244,7 @@ def _vision_from_teacher(config: Any, workdir: str, state: TrainState, mesh) -> 
             f"the vision tower as {norms[1]!r}; set config.model.vision.normalization={norms[0]!r} "
             "or --config.init_vision_from_teacher=False"
         )
-    _, teacher_params = teacher.restore_teacher(config, teacher.teacher_dir(config, workdir), mesh)
+    _, teacher_params = restore.restore_teacher(config, restore.teacher_dir(config, workdir), mesh)
     ours, theirs = state.params["vision"]["features"], teacher_params["features"]
     shapes = lambda tree: jax.tree.map(lambda x: x.shape, tree)
     if shapes(ours) != shapes(theirs):

@@ -83,10 +83,14 @@ def replicated_abstract(tree: Any, mesh: Mesh) -> Any:
 
 
 def restore(
-    manager: ocp.CheckpointManager, abstract_state: Any, step: int | None = None
+    manager: ocp.CheckpointManager, abstract_state: Any, mesh: Mesh, step: int | None = None
 ) -> tuple[Any, dict]:
-    """Restores (state, meta) at `step` (default: the latest complete one) into `abstract_state`'s
-    shardings, so a checkpoint written on any number of devices loads on this mesh."""
+    """The one restore path: (state, meta) at `step` (default: the latest complete one), replicated over
+    `mesh`, so a checkpoint written on any number of devices loads on any other.
+
+    abstract_state: the tree's shapes and dtypes (jax.eval_shape of its init); checked against the
+    stored tree first, so a mismatch is one line naming the leaf, before anything is compiled.
+    """
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no complete checkpoint in {manager.directory}")
@@ -94,10 +98,22 @@ def restore(
     restored = manager.restore(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+            state=ocp.args.StandardRestore(replicated_abstract(abstract_state, mesh)),
+            meta=ocp.args.JsonRestore(),
         ),
     )
     return restored[STATE], restored[META]
+
+
+def restore_directory(
+    directory: str, abstract_state: Any, mesh: Mesh, step: int | None = None
+) -> tuple[Any, dict]:
+    """restore() from a checkpoint directory, read-only (the manager is opened and closed here)."""
+    manager = make_manager(directory, async_save=False)
+    try:
+        return restore(manager, abstract_state, mesh, step)
+    finally:
+        manager.close()
 
 
 def read_meta(manager: ocp.CheckpointManager, step: int) -> dict:

@@ -7,7 +7,11 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
+from experiments.runtime.logs import Progress
+
 MODALITY_INPUTS = {"image": "image", "sound": "sound", "text": "text"}
+# Shorter runs of batches finish too soon to need progress lines.
+PROGRESS_MIN_BATCHES = 8
 
 
 def eval_batch_size() -> int:
@@ -23,11 +27,13 @@ def embed_modality(
     modality: str,
     layers: Sequence[str],
     batch_size: int,
+    progress: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Representations of every item of `arrays[modality]` ([N, ...]) at `layers` -> {layer: [N, D]}.
 
     The last batch is padded to `batch_size` (a multiple of the device count) and the padding dropped,
-    so every item is embedded exactly once and the jitted function compiles once.
+    so every item is embedded exactly once and the jitted function compiles once. With `progress`, a
+    progress line under that name at each quarter of a long run of batches.
     """
     inputs = arrays[MODALITY_INPUTS[modality]]
     masks = arrays.get("text_mask") if modality == "text" else None
@@ -37,6 +43,8 @@ def embed_modality(
             f"eval batch size {batch_size} must be a multiple of the {jax.device_count()} devices"
         )
     outputs: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    batches = -(-n // batch_size)
+    lines = Progress(progress, n) if progress and batches >= PROGRESS_MIN_BATCHES else None
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         x = _pad_rows(inputs[start:stop], batch_size)
@@ -45,6 +53,9 @@ def embed_modality(
         fetched = jax.device_get({layer: reps[layer] for layer in layers})
         for layer in layers:
             outputs[layer].append(np.asarray(fetched[layer][: stop - start], np.float32))
+        done = start // batch_size + 1
+        if lines is not None and (done % -(-batches // 4) == 0 or done == batches):
+            lines.update(stop)
     return {layer: np.concatenate(chunks) for layer, chunks in outputs.items()}
 
 

@@ -5,7 +5,7 @@
     show_sound_matches(index, index.search(...), world_of(index))
 
 Environment: SHR_NOTEBOOK_WORKDIR (default runs/demo/both) and SHR_NOTEBOOK_CONFIG (default
-experiments/configs/world.py) name the run to restore, relative to the repository root;
+world: a config name or a path) name the run to restore, relative to the repository root;
 SHR_NOTEBOOK_TINY=1 skips it and trains the tiny config; SHR_NOTEBOOK_TMPDIR is where a tiny run puts its
 data, teacher and checkpoints (default: a new temporary directory).
 """
@@ -25,23 +25,26 @@ from matplotlib.figure import Figure
 
 from alignment import parallel
 from data_pipelines.world import World
-from experiments import checkpoint_eval, checkpointing, data, evaluation, teacher, trainer
-from experiments.retrieve import Match, SearchIndex
+from experiments import configs
+from experiments.evaluation import retrieval, suite
+from experiments.runtime import checkpointing, datasets, restore
+from experiments.search.index import Match, SearchIndex
+from experiments.training import students, teacher
 
 ENV_WORKDIR = "SHR_NOTEBOOK_WORKDIR"
 ENV_CONFIG = "SHR_NOTEBOOK_CONFIG"
 ENV_TINY = "SHR_NOTEBOOK_TINY"
 ENV_TMPDIR = "SHR_NOTEBOOK_TMPDIR"
 DEFAULT_WORKDIR = "runs/demo/both"
-DEFAULT_CONFIG = "experiments/configs/world.py"
-TINY_CONFIG = "experiments/configs/tiny.py"
+DEFAULT_CONFIG = "world"
+TINY_CONFIG = "tiny"
 TINY_STEPS = 40
 SHORT = {"image": "IMG", "sound": "SND", "text": "TXT"}
 
 
 def repo_root() -> str:
-    """The checkout holding the experiments package."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """The folder holding the experiments package (the checkout, or site-packages when installed)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def quiet_logs() -> None:
@@ -60,6 +63,7 @@ def _resolve(path: str, root: str) -> str:
 def load_config(path: str, root: str | None = None) -> Any:
     """get_config() of a config file, with a relative config.data.data_dir made relative to `root`."""
     root = root or repo_root()
+    path = configs.config_path(path)
     spec = importlib.util.spec_from_file_location("notebook_config", _resolve(path, root))
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"no config file at {path}")
@@ -88,7 +92,7 @@ class DemoRun:
 
 
 def _has_checkpoint(workdir: str) -> bool:
-    directory = os.path.join(workdir, trainer.CHECKPOINT_SUBDIR)
+    directory = os.path.join(workdir, restore.CHECKPOINT_SUBDIR)
     if not os.path.isdir(directory):
         return False
     manager = checkpointing.make_manager(directory, async_save=False)
@@ -109,7 +113,7 @@ def choose_run(env: Mapping[str, str] | None = None, root: str | None = None) ->
     workdir = _resolve(env.get(ENV_WORKDIR) or DEFAULT_WORKDIR, root)
     if _has_checkpoint(workdir):
         config = load_config(env.get(ENV_CONFIG) or DEFAULT_CONFIG, root)
-        if data.is_built(data.make_builder(config.data)):
+        if datasets.is_built(datasets.make_builder(config.data)):
             return DemoRun(config, workdir, trained_here=False)
         print(f"the data set of {workdir} is not built in {config.data.data_dir}")
     else:
@@ -124,15 +128,15 @@ def train_tiny(directory: str | None = None, total_steps: int = TINY_STEPS) -> D
     config = load_config(TINY_CONFIG)
     config.data.data_dir = os.path.join(directory, "data")
     config.teacher.source = "checkpoint"
-    config.teacher.path = os.path.join(directory, teacher.TEACHER_SUBDIR)
+    config.teacher.path = os.path.join(directory, restore.TEACHER_SUBDIR)
     config.total_steps = total_steps
     config.checkpoint_every = total_steps
     config.log_every = total_steps
-    builder = data.build(config.data)
+    builder = datasets.build(config.data)
     _, params, metrics = teacher.train_teacher(config, builder, parallel.make_mesh())
-    teacher.save_teacher(config.teacher.path, params, {"metrics": metrics})
+    restore.save_teacher(config.teacher.path, params, {"metrics": metrics})
     workdir = os.path.join(directory, "both")
-    trainer.train(config, workdir)
+    students.train(config, workdir)
     return DemoRun(config, workdir, trained_here=True)
 
 
@@ -230,28 +234,26 @@ def show_image_matches(index: SearchIndex, matches: Sequence[Match]) -> None:
     show_images(index, [m.id for m in matches], [_title(m) for m in matches])
 
 
-def retrieval_summary(run: DemoRun) -> str:
-    """evaluation.evaluate_checkpoint's median rank and recall@k per direction, as a text table."""
-    result = evaluation.evaluate_checkpoint(
-        run.config, run.workdir, out_dir=tempfile.mkdtemp(prefix="shr_notebook_eval_")
-    )
-    return format_retrieval(result)
+def retrieval_summary(index: SearchIndex) -> str:
+    """The retrieval evaluator's median rank and recall@k per direction for the index's run, as text."""
+    (row,) = suite.run(index.context, ["retrieval"])
+    return format_retrieval(row.fields)
 
 
 def format_retrieval(result: Mapping[str, Any]) -> str:
-    """One line per direction of an evaluate_checkpoint result (sound<->text marked never paired)."""
+    """One line per direction of a retrieval evaluator's fields (sound<->text marked never paired)."""
     chunk, pairs = result["chunk"], result["num_pairs"]
     lines = [
         f"retrieval at {result['layer']}, step {result['step']}: median rank within chunks of {chunk} "
         f"of {pairs} test triplets (random about {(chunk + 1) / 2:.0f}, best 1)",
         f"{'direction':<10} {'median rank':>11} {'R@1':>6} {'R@5':>6} {'R@10':>6}",
     ]
-    for query, target in evaluation.DIRECTIONS:
+    for query, target in retrieval.DIRECTIONS:
         scores = result["retrieval"][f"{query}->{target}"]
-        note = "  (never paired)" if (query, target) in checkpoint_eval.UNPAIRED_DIRECTIONS else ""
+        note = "  (never paired)" if (query, target) in retrieval.UNPAIRED_DIRECTIONS else ""
         lines.append(
             f"{SHORT[query] + '->' + SHORT[target]:<10} {scores['median_rank']:>11.1f} "
-            + " ".join(f"{100 * scores[f'recall@{k}']:>5.0f}%" for k in checkpoint_eval.RECALL_KS)
+            + " ".join(f"{100 * scores[f'recall@{k}']:>5.0f}%" for k in retrieval.RECALL_KS)
             + note
         )
     return "\n".join(lines)

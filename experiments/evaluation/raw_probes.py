@@ -18,15 +18,17 @@ import time
 from typing import Any
 
 import numpy as np
+from absl import logging
 
 from alignment import transfer
-from experiments import checkpoint_eval
-from experiments.baseline_eval import raw_pixels
+from alignment.streams import MODALITIES
+from experiments.evaluation.baselines import raw_pixels
+from experiments.evaluation.context import EvalContext, labeled_rows
+from experiments.evaluation.rows import RAW_PROBES, Row
 
-MODALITIES = checkpoint_eval.MODALITIES
+RAW_INPUT = "raw input"
 L2_GRID = (1e-4, 1e-2, 1.0)
 HOLDOUT_FRACTION = 0.2
-_FEATURES = ("image", "sound", "caption", "label", "has_image", "has_sound", "has_text")
 
 
 class NoProbeRows(ValueError):
@@ -105,22 +107,17 @@ def probe_accuracy(
     return classifier.accuracy(test, test_labels), l2
 
 
-def raw_input_probes(builder: Any) -> dict[str, Any]:
-    """Raw-input probe accuracies of a built data set with labeled validation and test rows.
+def raw_input_probes(train: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Raw-input probe accuracies, trained on `train`'s labeled rows and tested on `test`'s (split
+    arrays with image, sound, caption, label and has_* features).
 
     Returns:
       {"accuracy": {modality: top-1}, "l2": {modality: penalty}, "num_train": {modality: N},
        "num_test": {modality: M}, "num_classes": C, "chance": 1 / C, "seconds": wall time}.
+    Raises NoProbeRows without labeled rows of every modality in both.
     """
     start = time.perf_counter()
-    if "validation" not in builder.info.splits:
-        raise NoProbeRows("raw-input probes train on the validation split, and there is none")
-    train = checkpoint_eval.load_rows(builder, "validation", _FEATURES)
-    test = checkpoint_eval.load_rows(builder, "test", _FEATURES)
-    rows = {
-        split: {m: np.flatnonzero(a[f"has_{m}"] & (a["label"] >= 0)) for m in MODALITIES}
-        for split, a in (("train", train), ("test", test))
-    }
+    rows = {"train": labeled_rows(train), "test": labeled_rows(test)}
     if not all(len(r) for split in rows.values() for r in split.values()):
         raise NoProbeRows(
             "raw-input probes need labeled validation and test rows of every modality"
@@ -140,3 +137,16 @@ def raw_input_probes(builder: Any) -> dict[str, Any]:
     result.update(num_classes=num_classes, chance=1.0 / num_classes)
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def evaluate(context: EvalContext) -> list[Row]:
+    """One RAW_PROBES row ("raw input": raw_input_probes' dict), trained on the validation split; none,
+    with a log line saying why, when the data set lacks the labeled rows."""
+    try:
+        if not context.has_split("validation"):
+            raise NoProbeRows("raw-input probes train on the validation split, and there is none")
+        probes = raw_input_probes(context.split("validation"), context.split("test"))
+    except NoProbeRows as e:
+        logging.info("evaluate: raw-input probes skipped: %s", e)
+        return []
+    return [Row(RAW_PROBES, RAW_INPUT, probes)]

@@ -1,0 +1,1 @@
+"""What the entry points share: the --config/--workdir/--distributed flags, start-up and the error guard."""

@@ -1,0 +1,184 @@
+"""The evaluation context: what every evaluator reads, each piece loaded or computed once per run.
+
+A context holds the resolved config, the built data set and the mesh, and, on first use, each split's
+arrays (one read per split and run), the student restored from the workdir (or the parameters training
+hands it), its embeddings of each split at each layer, and the teacher. Several contexts over the same
+data set (the demo's runs) share one SplitCache, so a split is read once for all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+
+from alignment import parallel
+from alignment.streams import MODALITIES
+from data_pipelines import input_pipeline
+from experiments.runtime import datasets, restore
+from experiments.runtime.embedding import embed_modality, eval_batch_size
+
+SPLIT_FEATURES = (
+    "id", "image", "sound", "text", "text_mask", "caption", "label",
+    "has_image", "has_sound", "has_text",
+)  # fmt: skip
+
+
+class SplitCache:
+    """Each split's arrays (SPLIT_FEATURES; "id" and "caption" decoded to str), read once."""
+
+    def __init__(self, builder):
+        self.builder = builder
+        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+
+    def has(self, split: str) -> bool:
+        return split in self.builder.info.splits
+
+    def get(self, split: str) -> dict[str, np.ndarray]:
+        if split not in self._arrays:
+            if not self.has(split):
+                raise ValueError(f"the data set has no {split} split")
+            arrays = input_pipeline.load_split(self.builder, split, SPLIT_FEATURES)
+            for name in ("id", "caption"):
+                arrays[name] = np.asarray([s.decode("utf-8") for s in arrays[name]], dtype=str)
+            self._arrays[split] = arrays
+        return self._arrays[split]
+
+
+@dataclasses.dataclass
+class Student:
+    """A trained network: its module, parameters, step, where they came from, the jitted embed."""
+
+    model: Any
+    params: Any
+    step: int
+    checkpoint: str
+    embed_fn: Any
+
+
+class EvalContext:
+    """What evaluators read (see the module docstring).
+
+    Args:
+      config: the run's config (resolved against the data set here).
+      builder: the built data set.
+      workdir: the run's workdir (where the student and the teacher are restored from), or None.
+      out_dir: where evaluators write files (the unit grid); default <workdir>/eval.
+      splits: a SplitCache to share with other contexts over the same data set.
+      mesh: the device mesh (default: every device).
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        builder,
+        workdir: str | None,
+        out_dir: str | None = None,
+        splits: SplitCache | None = None,
+        mesh=None,
+    ):
+        self.config = datasets.resolve_config(config, builder)
+        self.builder = builder
+        self.workdir = workdir
+        self.out_dir = out_dir or os.path.join(workdir or ".", restore.EVAL_SUBDIR)
+        self.splits = splits or SplitCache(builder)
+        self.mesh = mesh or parallel.make_mesh()
+        self._student: Student | None = None
+        self._embeddings: dict[tuple[str, str, str], np.ndarray] = {}
+        # Evaluator-private values computed once per run (e.g. validation's choice of rows).
+        self.memo: dict[str, Any] = {}
+
+    def split(self, name: str) -> dict[str, np.ndarray]:
+        return self.splits.get(name)
+
+    def has_split(self, name: str) -> bool:
+        return self.splits.has(name)
+
+    @property
+    def student(self) -> Student:
+        """The student: restored from the workdir (restore.student_dir) on first use, or set by
+        use_params."""
+        if self._student is None:
+            if jax.process_count() > 1:
+                raise RuntimeError(
+                    "evaluation embeds host-local arrays: run it as a single process"
+                )
+            model, state, _ = restore.restore_student(self.config, self.workdir, self.mesh)
+            self._student = Student(
+                model,
+                state.params,
+                int(jax.device_get(state.step)),
+                restore.student_dir(self.config, self.workdir),
+                parallel.make_embed_fn(model, self.mesh),
+            )
+            logging.info("evaluate: step %d from %s", self._student.step, self._student.checkpoint)
+        return self._student
+
+    def use_params(self, model: Any, params: Any, step: int, embed_fn: Any = None) -> None:
+        """Evaluate these in-memory parameters (training's validation) instead of a checkpoint."""
+        if self._student is None or self._student.model is not model or embed_fn is not None:
+            embed_fn = embed_fn or parallel.make_embed_fn(model, self.mesh)
+        else:
+            embed_fn = self._student.embed_fn
+        self._student = Student(model, params, step, "in memory", embed_fn)
+        self._embeddings.clear()
+
+    def embed(
+        self,
+        arrays: dict[str, np.ndarray],
+        modality: str,
+        layers: Sequence[str],
+        progress: str | None = None,
+    ) -> dict[str, np.ndarray]:
+        """{layer: [N, D]} of the student for every row of `arrays` (not cached)."""
+        student = self.student
+        return embed_modality(
+            student.embed_fn,
+            student.params,
+            arrays,
+            modality,
+            list(layers),
+            eval_batch_size(),
+            progress,
+        )
+
+    def embeddings(self, split: str, layers: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        """{modality: {layer: [N, D]}} of every row of `split` (rows missing a modality embed zeros),
+        computed once per split and layer."""
+        arrays = self.split(split)
+        for m in MODALITIES:
+            missing = [layer for layer in layers if (split, m, layer) not in self._embeddings]
+            if missing:
+                embedded = self.embed(arrays, m, missing, progress=f"embed {split} {m}")
+                for layer, values in embedded.items():
+                    self._embeddings[(split, m, layer)] = values
+        return {
+            m: {layer: self._embeddings[(split, m, layer)] for layer in layers} for m in MODALITIES
+        }
+
+    @functools.cached_property
+    def label_names(self) -> list[str]:
+        """Concept names indexed by label: label_names.json when stored, else "class <i>"."""
+        try:
+            names = list(datasets.label_names(self.builder)["labels"])
+        except (FileNotFoundError, KeyError):
+            names = []
+        labels = self.split("test")["label"]
+        count = max(len(names), int(labels.max()) + 1 if labels.size else 0)
+        return names + [f"class {i}" for i in range(len(names), count)]
+
+
+def triplet_rows(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Indices of the rows holding an image, a sound and a text."""
+    return np.flatnonzero(arrays["has_image"] & arrays["has_sound"] & arrays["has_text"])
+
+
+def labeled_rows(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{modality: indices of the rows holding it with a label}."""
+    return {m: np.flatnonzero(arrays[f"has_{m}"] & (arrays["label"] >= 0)) for m in MODALITIES}

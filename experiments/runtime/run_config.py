@@ -1,0 +1,127 @@
+"""A run carries its config: <workdir>/config.json records the config file and every value, so evaluate,
+retrieve and benchmark work from --workdir alone.
+
+The saved values are applied on top of a fresh get_config() of the recorded file, so the shape references
+between data and model (configs/base.py) survive; without the file (moved, another machine) the saved
+values alone make the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import ml_collections
+from absl import logging
+
+from experiments import configs
+
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedConfig:
+    config: ml_collections.ConfigDict
+    source: str | None  # the recorded config file (a packaged config's name, or a path)
+
+
+def _path(workdir: str) -> str:
+    return os.path.join(workdir, CONFIG_FILE)
+
+
+def has_saved(workdir: str) -> bool:
+    return os.path.isfile(_path(workdir))
+
+
+def _source_name(config_file: str) -> str:
+    """A packaged config's name ("world"), else the path as given."""
+    path = os.path.abspath(config_file)
+    name = os.path.basename(path).removesuffix(".py")
+    if os.path.dirname(path) == configs.CONFIG_DIR and name in configs.NAMES:
+        return name
+    return config_file
+
+
+def save(workdir: str, config: ml_collections.ConfigDict, config_file: str | None) -> None:
+    """Writes <workdir>/config.json: {"config_file": name or path, "config": every value} (process 0)."""
+    if jax.process_index() != 0:
+        return
+    os.makedirs(workdir, exist_ok=True)
+    record = {
+        "config_file": _source_name(config_file) if config_file else None,
+        "config": json.loads(config.to_json_best_effort()),
+    }
+    with open(_path(workdir), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+
+
+def saved_source(workdir: str) -> str | None:
+    with open(_path(workdir), encoding="utf-8") as f:
+        return json.load(f)["config_file"]
+
+
+def load(workdir: str, overrides: Mapping[str, Any] | None = None) -> SavedConfig:
+    """The config saved in `workdir`, with `overrides` ({"a.b": value}) applied on top, locked."""
+    with open(_path(workdir), encoding="utf-8") as f:
+        record = json.load(f)
+    source = record["config_file"]
+    base = _load_file(configs.config_path(source)) if source else None
+    if base is None:
+        if source:
+            logging.warning("config: %s is gone; using the values saved in %s", source, workdir)
+        config = ml_collections.ConfigDict(_tuples(record["config"]))
+    else:
+        config = base
+        config.unlock()
+        _merge(config, record["config"], "")
+    config.unlock()
+    for path, value in (overrides or {}).items():
+        _set(config, path.split("."), value)
+    config.lock()
+    return SavedConfig(config, source)
+
+
+def _load_file(path: str) -> ml_collections.ConfigDict | None:
+    if not os.path.isfile(path):
+        return None
+    spec = importlib.util.spec_from_file_location("saved_run_config", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def _merge(config: ml_collections.ConfigDict, saved: Mapping[str, Any], prefix: str) -> None:
+    """Sets every saved value that differs from the file's; a derived field (a reference to another
+    field) already follows the field it derives from."""
+    for key, value in saved.items():
+        if key not in config:
+            logging.warning("config: the saved field %s%s no longer exists; ignored", prefix, key)
+            continue
+        current = config[key]
+        if isinstance(current, ml_collections.ConfigDict) and isinstance(value, dict):
+            _merge(current, value, f"{prefix}{key}.")
+        elif _tuples(value) != current:
+            _set(config, [key], _tuples(value))
+
+
+def _set(config: ml_collections.ConfigDict, path: list[str], value: Any) -> None:
+    for key in path[:-1]:
+        config = config[key]
+    current = config.get(path[-1], None)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    config[path[-1]] = value

@@ -1,0 +1,1 @@
+"""Multi-stage jobs built from the training runtime and the evaluation suite (the demo)."""
