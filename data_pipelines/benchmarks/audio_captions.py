@@ -15,9 +15,10 @@ looked up beside test.csv and in `folder` (the csv may sit in the repository's d
 exact {youtube_id} name wins over a Y-prefixed one; .wav over .flac over .ogg over .mp3. Files are named
 by YouTube id only, so all rows of one id share one audio item (the csv gives one start_time per id).
 
-Skipped and counted: rows with a bad field ("bad_row"), file names listed twice ("duplicate"), empty
-captions ("empty_caption"; the clip keeps its others), clips with no caption left ("no_caption"), and
-rows (AudioCaps) or clips (Clotho) whose audio file is missing ("missing_file").
+Skipped and counted: rows with a bad field ("bad_row"), file names (Clotho) or audiocap_ids (AudioCaps)
+listed twice ("duplicate"), empty captions ("empty_caption"; the clip keeps its others), Clotho clips
+with no caption left ("no_caption"), and the Clotho clips or AudioCaps rows whose audio file is missing
+("missing_file": for AudioCaps, the number of caption rows that had no file).
 """
 
 from __future__ import annotations
