@@ -308,11 +308,11 @@ def plot_median_ranks(results_by_row: Mapping[str, Any], path: str) -> None:
     figure.savefig(path, dpi=100)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -332,7 +332,7 @@ def write_report(
     for name, value in written.items():
         if value is not None:
             with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
-                json.dump(_json_safe(value), f, indent=1)
+                json.dump(json_safe(value), f, indent=1)
     plot_median_ranks(results_by_row, os.path.join(out_dir, PLOT_FILE))
     return write_tables(results_by_row, out_dir, raw_probes)
 
