@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.installed-torch
+LOGDIR ?= runs
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench tensorboard venv clean
 
 venv: $(STAMP)
 
@@ -38,6 +39,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
+
+# Every run under $(LOGDIR) (each workdir holds its event files): make tensorboard LOGDIR=runs/demo
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR)
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,4 +1,12 @@
-"""See, Hear, and Read: deep aligned representations of images, sounds and sentences in JAX/Flax."""
+"""See, Hear, and Read: deep aligned representations of images, sounds and sentences in JAX/Flax.
+
+install_requires names the runtime packages of requirements.txt, with lower bounds that its pins and
+requirements-lock.txt satisfy; the `test` extra holds requirements-dev.txt's tools. The `cuda12`
+and `tpu` extras add jax's own accelerator extras at the locked jax version:
+    pip install -e ".[cuda12]"    # one or more NVIDIA GPUs
+    pip install -e ".[tpu]"       # a TPU VM or pod slice
+tests/test_packaging.py keeps these lists and the requirement files in agreement.
+"""
 
 import pathlib
 
@@ -25,13 +33,16 @@ setup(
         "gensim>=4.4",
         "absl-py",
         "ml-collections",
-        "numpy>=2.0",
+        "numpy>=2.4",
         "scipy",
         "pillow",
         "matplotlib",
         "tensorboardX",
+        "tensorboard",  # only the viewer of the event files; unbounded so it never moves Colab's own
     ],
     extras_require={
+        "cuda12": ["jax[cuda12]==0.10.2"],
+        "tpu": ["jax[tpu]==0.10.2"],
         "test": [
             "pytest",
             "pytest-xdist",
@@ -41,6 +52,7 @@ setup(
             "ipykernel",
             "ruff",
             "mypy",
+            "scikit-learn",
         ],
         "torch": ["torch"],
     },
