@@ -20,7 +20,8 @@ CONFIG = config_flags.DEFINE_config_file(
     "config",
     configs.config_path("world"),
     "Experiment config: a name (" + ", ".join(configs.NAMES) + ") or a config file path. Without "
-    "it, the config the run in --workdir saved (<workdir>/config.json), else world.",
+    "it, the config the run in --workdir saved (<workdir>/config.json), else world. Relative paths "
+    "in a config (data.data_dir defaults to data/tfds) are taken from the current directory.",
 )
 WORKDIR = flags.DEFINE_string(
     "workdir",

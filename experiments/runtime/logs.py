@@ -2,8 +2,8 @@
 event files and metrics.jsonl, written by process 0 only.
 
 Library code logs through absl. By default the project's INFO lines show and other libraries' (orbax,
-TFDS) are held back to warnings; an explicit --verbosity is honoured as given (-1: warnings only;
-0: every library's INFO; 1: debug).
+TFDS) only from ERROR up, as their INFO and WARNING lines drown the progress lines; an explicit
+--verbosity is honoured as given, for every library (-1: warnings and up; 0: INFO; 1: debug).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ _PROJECT_DIRS = tuple(
 
 
 class _ProjectInfoOnly(std_logging.Filter):
-    """Passes warnings and errors from anywhere, and the project's own INFO lines."""
+    """Passes errors from anywhere, and the project's own lines from INFO up."""
 
     def filter(self, record: std_logging.LogRecord) -> bool:
-        return record.levelno >= std_logging.WARNING or record.pathname.startswith(_PROJECT_DIRS)
+        return record.levelno >= std_logging.ERROR or record.pathname.startswith(_PROJECT_DIRS)
 
 
 def setup(verbosity_given: bool) -> None:
