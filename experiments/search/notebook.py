@@ -83,13 +83,10 @@ class DemoRun:
     config: Any
     workdir: str
     trained_here: bool
+    label: str = ""  # what was trained here, e.g. "tiny config"
 
     def describe(self) -> str:
-        how = (
-            f"trained just now ({self.config.data.builder_config} world)"
-            if self.trained_here
-            else "restored"
-        )
+        how = f"trained just now ({self.label})" if self.trained_here else "restored"
         return (
             f"{how}: {self.workdir}\n"
             f"data set: {self.config.data.builder}/{self.config.data.builder_config} in "
@@ -131,18 +128,17 @@ def choose_run(env: Mapping[str, str] | None = None, root: str | None = None) ->
 def train_tiny(directory: str | None = None, total_steps: int = TINY_STEPS) -> DemoRun:
     """Builds the small world, trains the tiny teacher and the students ("both") in `directory`: the
     mechanics in about half a minute (retrieval near random)."""
-    return _train(TINY_CONFIG, directory, {"total_steps": total_steps})
+    return _train(TINY_CONFIG, directory, {"total_steps": total_steps}, "tiny config")
 
 
 def train_small(directory: str | None = None) -> DemoRun:
     """Builds the world and trains the world config's teacher and students ("both") for
     SMALL_STEPS steps each in `directory`: a few minutes on 2 CPU cores, retrieval far above chance."""
-    return _train(
-        DEFAULT_CONFIG, directory, {"total_steps": SMALL_STEPS, "teacher.total_steps": SMALL_STEPS}
-    )
+    steps = {"total_steps": SMALL_STEPS, "teacher.total_steps": SMALL_STEPS}
+    return _train(DEFAULT_CONFIG, directory, steps, f"world config, {SMALL_STEPS} steps")
 
 
-def _train(name: str, directory: str | None, overrides: Mapping[str, int]) -> DemoRun:
+def _train(name: str, directory: str | None, overrides: Mapping[str, int], label: str) -> DemoRun:
     directory = directory or tempfile.mkdtemp(prefix="shr_notebook_")
     config = load_config(name)
     config.data.data_dir = os.path.join(directory, "data")
@@ -161,7 +157,7 @@ def _train(name: str, directory: str | None, overrides: Mapping[str, int]) -> De
     restore.save_teacher(config.teacher.path, params, {"metrics": metrics})
     workdir = os.path.join(directory, "both")
     students.train(config, workdir)
-    return DemoRun(config, workdir, trained_here=True)
+    return DemoRun(config, workdir, trained_here=True, label=label)
 
 
 def world_of(index: SearchIndex) -> World | None:
