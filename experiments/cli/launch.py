@@ -16,7 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import configs
-from experiments.runtime import compilation_cache, logs, run_config
+from experiments.runtime import compilation_cache, logs, preemption, run_config
 
 CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -101,11 +101,16 @@ def config_file() -> str | None:
 
 def run(main: Callable[[list[str]], None]) -> None:
     """app.run(main) with config names resolved, printing "error: <message>" and exiting 1 on a
-    USER_ERRORS exception (set SHR_TRACEBACK=1 to see the traceback instead)."""
+    USER_ERRORS exception (set SHR_TRACEBACK=1 to see the traceback instead), and exiting 0 once a
+    preempted run has saved (the rerun resumes it)."""
 
     def guarded(argv: list[str]) -> None:
         try:
             main(argv)
+        except preemption.Preempted:
+            # The trainer logged the step it saved; whatever came after training in `main` waits for
+            # the rerun.
+            sys.exit(0)
         except USER_ERRORS as err:
             if os.environ.get(TRACEBACK_ENV):
                 raise

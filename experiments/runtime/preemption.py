@@ -25,6 +25,16 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 
+class Preempted(Exception):
+    """Raised once a preemption's checkpoint is saved: the process should end, with exit status 0, and
+    be rerun (the entry points do so); a caller that trained on would work on an unfinished state."""
+
+    def __init__(self, step: int, notice: str):
+        super().__init__(f"preempted ({notice}) at step {step}")
+        self.step = step
+        self.notice = notice
+
+
 class Watch:
     """Context manager over a training loop: `reached(step)` is True at the step to save and stop at."""
 

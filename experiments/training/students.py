@@ -91,6 +91,9 @@ def train(config: Any, workdir: str, config_file: str | None = None) -> TrainSta
     once, and saves the config as <workdir>/config.json (recording `config_file`, the file it came
     from). Knobs that follow the data set (class counts, num_epochs) are resolved from the built data
     set first (datasets.resolve_config). Returns the final TrainState (replicated over all devices).
+
+    Raises preemption.Preempted after SIGTERM (or a multi-host preemption notice), once the checkpoint
+    of the step it stopped at is saved.
     """
     builder = datasets.open_built(config.data)
     resolved = datasets.resolve_config(config, builder)
@@ -223,6 +226,7 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
             watch.notice,
             preempted_at,
         )
+        raise preemption.Preempted(preempted_at, watch.notice)
     return state
 
 
