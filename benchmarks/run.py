@@ -1,7 +1,7 @@
 """Runs every benchmark (`make bench`), prints a table and writes benchmarks/results/<YYYY-MM-DD>.json.
 
-python -m benchmarks.run                        # everything: about 2 minutes on 2 quiet CPU cores
-python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipeline, eval, scaling
+python -m benchmarks.run                        # everything: about 2.5 minutes on 2 quiet CPU cores
+python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipeline, eval, scaling, first_step
 
 What each number means: benchmarks/README.md. Targets are reported, never asserted.
 """
@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import common, evaluation, memory, scaling, train_step
+from benchmarks import common, evaluation, first_step, memory, scaling, train_step
 from benchmarks import input_pipeline as pipeline_bench
 
-SECTIONS = ("matmul", "train", "pipeline", "eval", "scaling")
+SECTIONS = ("matmul", "train", "pipeline", "eval", "scaling", "first_step")
 TARGETS = {"world_utilization": 0.65, "pipeline_headroom": 3.0}
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
 
@@ -75,6 +75,8 @@ def run(sections: tuple[str, ...], repeats: int) -> dict[str, Any]:
     results["memory"] = memory.measure(train)
     if "scaling" in sections:
         _section(results, "scaling", lambda: scaling.measure("world", world.batch_size))
+    if "first_step" in sections:
+        _section(results, "first_step", lambda: first_step.measure("world"))
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["targets_met"] = _targets_met(results)
     return results
@@ -140,6 +142,10 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 else f"error: {row['error']}"
             )
             rows.append((f"scaling: world on {count} fake CPU device(s)", value))
+    if "first_step" in results:
+        f = results["first_step"]
+        rows.append(("first world step, cold / warm compilation cache",
+                     f"{f['cold_s']:.1f} / {f['warm_s']:.1f} s ({f['ratio']:.1f}x)"))  # fmt: skip
     for target, met in results["targets_met"].items():
         rows.append((f"target {target}", {True: "met", False: "MISSED", None: "not measured"}[met]))
     rows.append(("load average at end", _fmt_load(results["machine"]["load_average_end"])))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import jax
@@ -90,7 +93,22 @@ def subprocess_env(devices: int = 8) -> dict[str, str]:
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["JAX_PLATFORMS"] = "cpu"
+    # The entry points cache compiled programs in a per-user folder by default; the tests' runs share
+    # one of their own instead (unless the developer chose one), leaving the user's untouched.
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", _test_compilation_cache())
     return env
+
+
+_COMPILATION_CACHE: list[str] = []
+
+
+def _test_compilation_cache() -> str:
+    """A compilation cache folder for this test process's subprocesses, removed when it exits."""
+    if not _COMPILATION_CACHE:
+        path = tempfile.mkdtemp(prefix="shr-test-jax-cache-")
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        _COMPILATION_CACHE.append(path)
+    return _COMPILATION_CACHE[0]
 
 
 def run_module(module: str, *args: str, devices: int = 8, timeout: int = 300):

@@ -1,12 +1,17 @@
 """The multi-host path on one machine: two processes of 4 CPU devices each, joined over localhost with
 gloo collectives, train on the same global batches to the same parameters as one process of 8 devices
 (up to the all-reduce's summation order); only process 0 writes logs and holds the workdir lock; both
-save checkpoints cooperatively and exit 0."""
+save checkpoints cooperatively and exit 0. A SIGTERM to one process stops both at one step with a
+checkpoint, and the rerun ends bitwise where an uninterrupted two-process run does."""
 
 import json
 import os
+import random
+import re
+import signal
 import socket
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +21,9 @@ from tests import helpers
 # The shared reference config, stopped after 10 of its 60 steps (saving at 5 and 10).
 HALT = 10
 TIMEOUT = 300
+# Long enough that a run SIGTERM'd a few steps in cannot end before its processes agree on a step (JAX's
+# notifier looks for SIGTERM once a second), short enough for three runs.
+PREEMPT_STEPS = 40
 
 
 def _free_port() -> int:
@@ -24,44 +32,66 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train_on_two_hosts(tiny_world, workdir: str) -> list[tuple[int, str, int]]:
+class _TwoHosts:
+    """`python -m experiments.train` as processes 0 and 1 of one job, each output in a file."""
+
+    def __init__(self, tiny_world, workdir: str, label: str = "run", **overrides):
+        port = _free_port()
+        args = [
+            *helpers.config_flags(*tiny_world, **{**helpers.RESUME_OVERRIDES, **overrides}),
+            f"--workdir={workdir}",
+            "--distributed",
+            "--cpu_collectives",
+            f"--coordinator_address=127.0.0.1:{port}",
+            "--num_processes=2",
+        ]
+        self.logs = [f"{workdir}.{label}.process{i}.log" for i in range(2)]
+        self.procs = []
+        for i, log in enumerate(self.logs):
+            with open(log, "w") as out:  # the child keeps its own descriptor
+                self.procs.append(
+                    subprocess.Popen(
+                        helpers.python_module("experiments.train", *args, f"--process_id={i}"),
+                        cwd=helpers.ROOT,
+                        env=helpers.subprocess_env(devices=4),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+
+    def outputs(self) -> list[str]:
+        result = []
+        for log in self.logs:
+            with open(log) as f:
+                result.append(f.read())
+        return result
+
+    def finish(self) -> list[tuple[int, str, int]]:
+        """Waits for both to end; (returncode, output, pid) of each."""
+        try:
+            for proc in self.procs:
+                proc.wait(timeout=TIMEOUT)
+        finally:
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        return [
+            (proc.returncode, output, proc.pid)
+            for proc, output in zip(self.procs, self.outputs(), strict=True)
+        ]
+
+
+def _train_on_two_hosts(
+    tiny_world, workdir: str, label: str = "run", **overrides
+) -> list[tuple[int, str, int]]:
     """Runs the two processes to the end; returns (returncode, output, pid) of each."""
-    port = _free_port()
-    args = [
-        *helpers.config_flags(*tiny_world, **helpers.RESUME_OVERRIDES, halt_at_step=HALT),
-        f"--workdir={workdir}",
-        "--distributed",
-        "--cpu_collectives",
-        f"--coordinator_address=127.0.0.1:{port}",
-        "--num_processes=2",
-    ]
-    procs = [
-        subprocess.Popen(
-            helpers.python_module("experiments.train", *args, f"--process_id={i}"),
-            cwd=helpers.ROOT,
-            env=helpers.subprocess_env(devices=4),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    results = []
-    try:
-        for proc in procs:
-            output, _ = proc.communicate(timeout=TIMEOUT)
-            results.append((proc.returncode, output, proc.pid))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return results
+    return _TwoHosts(tiny_world, workdir, label, **overrides).finish()
 
 
 def test_two_processes_train_like_one_with_all_devices(tiny_world, tmp_path, tmp_path_factory):
     workdir = str(tmp_path / "two_hosts")
-    results = _train_on_two_hosts(tiny_world, workdir)
+    results = _train_on_two_hosts(tiny_world, workdir, halt_at_step=HALT)
     for i, (code, output, _) in enumerate(results):
         assert code == 0, f"process {i} exited {code}:\n{output[-4000:]}"
         assert f"process {i}/2: 4 local of 8 devices" in output
@@ -93,6 +123,62 @@ def test_two_processes_train_like_one_with_all_devices(tiny_world, tmp_path, tmp
     with open(os.path.join(reference_dir, "metrics.jsonl")) as f:
         expected = {row["step"]: row["loss"] for row in map(json.loads, f) if "loss" in row}
     np.testing.assert_allclose([losses[5], losses[10]], [expected[5], expected[10]], rtol=1e-6)
+
+
+def _wait_for_checkpoint(job: _TwoHosts, workdir: str, step: int) -> None:
+    """Blocks until the complete checkpoint of `step` appears (orbax renames it into place when done)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not os.path.isdir(os.path.join(workdir, "checkpoints", str(step))):
+        if any(proc.poll() is not None for proc in job.procs) or time.monotonic() > deadline:
+            job.finish()
+            pytest.fail(f"no checkpoint of step {step}:\n" + "\n".join(job.outputs())[-4000:])
+        time.sleep(0.02)
+
+
+def _final_state(tiny_world, workdir: str):
+    config = helpers.tiny_config(
+        *tiny_world, **{**helpers.RESUME_OVERRIDES, "total_steps": PREEMPT_STEPS}
+    )
+    state, meta = helpers.restore_params(workdir, config)
+    assert int(state.step) == meta["data_position"] == PREEMPT_STEPS
+    return state
+
+
+def test_sigterm_to_one_process_saves_both_at_one_step_and_rerun_matches(tiny_world, tmp_path):
+    uninterrupted = str(tmp_path / "uninterrupted")
+    for i, (code, output, _) in enumerate(
+        _train_on_two_hosts(tiny_world, uninterrupted, total_steps=PREEMPT_STEPS)
+    ):
+        assert code == 0, f"process {i} exited {code}:\n{output[-4000:]}"
+
+    workdir = str(tmp_path / "preempted")
+    job = _TwoHosts(tiny_world, workdir, "preempted", total_steps=PREEMPT_STEPS)
+    _wait_for_checkpoint(job, workdir, 5)
+    time.sleep(random.Random(2468).uniform(0.0, 0.4))
+    # Process 1 alone is told: the notice must reach process 0 (which holds the lock and reports)
+    # through JAX's coordination service.
+    assert all(proc.poll() is None for proc in job.procs), "the run ended before the SIGTERM"
+    job.procs[1].send_signal(signal.SIGTERM)
+    steps = []
+    for i, (code, output, _) in enumerate(job.finish()):
+        assert code == 0, f"process {i} exited {code}:\n{output[-4000:]}"
+        match = re.search(r"train: preempted \(preemption notice\) at step (\d+); saved", output)
+        assert match, f"process {i}:\n{output[-4000:]}"
+        steps.append(int(match.group(1)))
+    step = steps[0]
+    assert steps[1] == step and 5 < step < PREEMPT_STEPS
+    saved = [
+        int(name) for name in os.listdir(os.path.join(workdir, "checkpoints")) if name.isdigit()
+    ]
+    assert max(saved) == step
+
+    results = _train_on_two_hosts(tiny_world, workdir, "rerun", total_steps=PREEMPT_STEPS)
+    for i, (code, output, _) in enumerate(results):
+        assert code == 0, f"process {i} exited {code}:\n{output[-4000:]}"
+    assert f"train: resumed from step {step}" in results[0][1]
+    final, expected = _final_state(tiny_world, workdir), _final_state(tiny_world, uninterrupted)
+    helpers.assert_trees_equal(final.params, expected.params)
+    helpers.assert_trees_equal(final.opt_state, expected.opt_state)
 
 
 @pytest.mark.parametrize("hosts", [2, 4])

@@ -1,9 +1,11 @@
 """The flags every entry point shares (--config, --workdir, --distributed) and their start-up: config
-resolution (a name, a path, or the config a workdir's run saved), logging, multi-host initialization and
-the one-line error guard. The only module outside the entry points that defines flags."""
+resolution (a name, a path, or the config a workdir's run saved), logging, JAX's persistent compilation
+cache, multi-host initialization and the one-line error guard. The only module outside the entry points
+that defines flags."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -14,7 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import configs
-from experiments.runtime import logs, run_config
+from experiments.runtime import compilation_cache, logs, preemption, run_config
 
 CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -49,8 +51,12 @@ TRACEBACK_ENV = "SHR_TRACEBACK"
 
 
 def initialize() -> None:
-    """Sets up logging (--verbosity honoured) and joins the multi-process job when --distributed."""
+    """Sets up logging (--verbosity honoured) and JAX's persistent compilation cache
+    (config.compilation_cache_dir), then joins the multi-process job when --distributed: all before
+    anything compiles or touches a device."""
     logs.setup(verbosity_given=flags.FLAGS["verbosity"].present > 0)
+    # .get: a config saved by an older run, or a user's config not built on base.py, may lack the knob.
+    compilation_cache.setup(config().get("compilation_cache_dir", ""))
     if not DISTRIBUTED.value:
         return
     if CPU_COLLECTIVES.value:
@@ -70,9 +76,12 @@ def initialize() -> None:
     )
 
 
+@functools.cache
 def config() -> Any:
     """This invocation's config: --config (a name or a file) with its overrides; without --config, the
-    config the run in --workdir saved, with the --config.* overrides given on top; else world."""
+    config the run in --workdir saved, with the --config.* overrides given on top; else world.
+
+    Resolved once per process (flags do not change after parsing): initialize() reads it first."""
     flag = flags.FLAGS["config"]
     overrides = config_flags.get_override_values(flag)
     if not flag.present and run_config.has_saved(WORKDIR.value):
@@ -92,11 +101,16 @@ def config_file() -> str | None:
 
 def run(main: Callable[[list[str]], None]) -> None:
     """app.run(main) with config names resolved, printing "error: <message>" and exiting 1 on a
-    USER_ERRORS exception (set SHR_TRACEBACK=1 to see the traceback instead)."""
+    USER_ERRORS exception (set SHR_TRACEBACK=1 to see the traceback instead), and exiting 0 once a
+    preempted run has saved (the rerun resumes it)."""
 
     def guarded(argv: list[str]) -> None:
         try:
             main(argv)
+        except preemption.Preempted:
+            # The trainer logged the step it saved; whatever came after training in `main` waits for
+            # the rerun.
+            sys.exit(0)
         except USER_ERRORS as err:
             if os.environ.get(TRACEBACK_ENV):
                 raise

@@ -134,6 +134,9 @@ def base_config() -> ml_collections.ConfigDict:
         0  # stop here with a checkpoint, as a preemption would (resume by rerunning); 0 = never
     )
     c.log_every = 50
+    # Checkpoints also come unasked: SIGTERM (a TPU VM's or a cloud GPU's preemption notice; on a
+    # multi-host job, JAX's preemption notice, which every process agrees on a step for) saves at the
+    # next step boundary and exits 0; rerunning the same command resumes there, exactly.
     c.checkpoint_every = 500
     c.keep_checkpoints = 3
     c.eval_every = 1000  # validation median rank; 0 disables
@@ -144,4 +147,10 @@ def base_config() -> ml_collections.ConfigDict:
     # Validation (eval_every > 0) keeps the checkpoint with the lowest mean validation median rank in
     # <workdir>/best; evaluate reads "best" when it exists, else the latest ("latest": always the latest).
     c.eval_checkpoint = "best"
+    # JAX's persistent compilation cache, so a rerun, a resumed run and every evaluation after the first
+    # load their compiled steps instead of compiling them again: "" = a per-user folder
+    # ($XDG_CACHE_HOME/see-hear-read/jax, else ~/.cache/see-hear-read/jax), "none" = off, else a folder
+    # (local or gs://; on several hosts, a shared one: only process 0 writes). JAX_COMPILATION_CACHE_DIR,
+    # when set, wins.
+    c.compilation_cache_dir = ""
     return c

@@ -18,7 +18,7 @@ from data_pipelines import augment, input_pipeline
 from data_pipelines.builders.teacher_probs import teacher_probs_path
 from experiments.evaluation import suite, validation
 from experiments.evaluation.context import EvalContext
-from experiments.runtime import checkpointing, datasets, restore, run_config
+from experiments.runtime import checkpointing, datasets, preemption, restore, run_config
 from experiments.runtime.logs import Progress, ScalarWriter
 from experiments.runtime.optimizer import make_optimizer
 from experiments.runtime.workdir_lock import WorkdirLock
@@ -91,6 +91,9 @@ def train(config: Any, workdir: str, config_file: str | None = None) -> TrainSta
     once, and saves the config as <workdir>/config.json (recording `config_file`, the file it came
     from). Knobs that follow the data set (class counts, num_epochs) are resolved from the built data
     set first (datasets.resolve_config). Returns the final TrainState (replicated over all devices).
+
+    Raises preemption.Preempted after SIGTERM (or a multi-host preemption notice), once the checkpoint
+    of the step it stopped at is saved.
     """
     builder = datasets.open_built(config.data)
     resolved = datasets.resolve_config(config, builder)
@@ -161,53 +164,69 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
     buffer = _MetricsBuffer()
     skipped = int(jax.device_get(state.nonfinite_count))
     meta = {"config": json.loads(config.to_json_best_effort())}
-    for step in range(start, config.total_steps):
-        batch = parallel.shard_batch(next(batches), mesh)
-        state, metrics = step_fn(state, batch, teacher_params)
-        buffer.add(step, metrics)
-        done = step + 1
-        last = done == config.total_steps
-        halt = done == config.halt_at_step
-        save_now = done % config.checkpoint_every == 0 or last or halt
-        # Metrics are fetched (one host sync) only on log steps and before every save, so a
-        # non-finite step is reported before anything after it could be written.
-        if done % config.log_every == 0 or save_now:
-            means, bad = buffer.flush(config.loss.skip_nonfinite)
-            skipped += bad
-            rates = progress.update(done, {k: v for k, v in means.items() if k != "grad_norm"})
-            writer.write(done, {**means, **rates, "skipped_steps": skipped})
-        # Validation embeds host-local arrays, so it runs in single-process jobs only.
-        if (
-            config.eval_every
-            and jax.process_count() == 1
-            and (done % config.eval_every == 0 or last)
-        ):
-            assert evaluation is not None
-            evaluation.use_params(model, state.params, done, embed_fn)
-            (row,) = suite.run(evaluation, ["validation"])
-            scores = dict(row.fields)
-            writer.write(done, scores)
-            logging.info("validate %s", " | ".join(f"{k} {v:.3g}" for k, v in scores.items()))
-            if scores[validation.DEAD_UNITS] > DEAD_UNITS_WARNING:
-                logging.warning(
-                    "%.0f%% of the %s units are never active on the validation items: the "
-                    "representation is collapsing (lower the learning rate, or train longer with "
-                    "more augmentation)",
-                    100 * scores[validation.DEAD_UNITS],
-                    config.eval_layers[0],
-                )
-            if best is not None:
-                best.offer(done, scores[validation.SELECTION_METRIC], state, meta)
-        if save_now:
-            checkpointing.save(manager, done, state, {**meta, "data_position": done})
-        if halt:
-            logging.info("train: halted at step %d; rerun the same command to resume", done)
-            break
-    manager.wait_until_finished()
-    manager.close()
-    if best is not None:
-        best.close()
+    # SIGTERM, or a multi-host job's preemption notice, ends the loop with a checkpoint at a step every
+    # process agrees on (runtime/preemption.py), instead of killing the run between checkpoints.
+    preempted_at = 0
+    with preemption.Watch(start) as watch:
+        for step in range(start, config.total_steps):
+            batch = parallel.shard_batch(next(batches), mesh)
+            state, metrics = step_fn(state, batch, teacher_params)
+            buffer.add(step, metrics)
+            done = step + 1
+            last = done == config.total_steps
+            halt = done == config.halt_at_step
+            preempted = watch.reached(done) and not last
+            save_now = done % config.checkpoint_every == 0 or last or halt or preempted
+            # Metrics are fetched (one host sync) only on log steps and before every save, so a
+            # non-finite step is reported before anything after it could be written.
+            if done % config.log_every == 0 or save_now:
+                means, bad = buffer.flush(config.loss.skip_nonfinite)
+                skipped += bad
+                rates = progress.update(done, {k: v for k, v in means.items() if k != "grad_norm"})
+                writer.write(done, {**means, **rates, "skipped_steps": skipped})
+            # Validation embeds host-local arrays, so it runs in single-process jobs only.
+            if (
+                config.eval_every
+                and jax.process_count() == 1
+                and (done % config.eval_every == 0 or last)
+            ):
+                assert evaluation is not None
+                evaluation.use_params(model, state.params, done, embed_fn)
+                (row,) = suite.run(evaluation, ["validation"])
+                scores = dict(row.fields)
+                writer.write(done, scores)
+                logging.info("validate %s", " | ".join(f"{k} {v:.3g}" for k, v in scores.items()))
+                if scores[validation.DEAD_UNITS] > DEAD_UNITS_WARNING:
+                    logging.warning(
+                        "%.0f%% of the %s units are never active on the validation items: the "
+                        "representation is collapsing (lower the learning rate, or train longer with "
+                        "more augmentation)",
+                        100 * scores[validation.DEAD_UNITS],
+                        config.eval_layers[0],
+                    )
+                if best is not None:
+                    best.offer(done, scores[validation.SELECTION_METRIC], state, meta)
+            if save_now:
+                checkpointing.save(manager, done, state, {**meta, "data_position": done})
+            if halt:
+                logging.info("train: halted at step %d; rerun the same command to resume", done)
+            if preempted:
+                preempted_at = done
+            if halt or preempted:
+                break
+        # Still watching: a SIGTERM now must not cut off the saves in flight.
+        manager.wait_until_finished()
+        manager.close()
+        if best is not None:
+            best.close()
     writer.close()
+    if preempted_at:
+        logging.info(
+            "train: preempted (%s) at step %d; saved; rerun the same command to resume",
+            watch.notice,
+            preempted_at,
+        )
+        raise preemption.Preempted(preempted_at, watch.notice)
     return state
 
 
