@@ -58,6 +58,16 @@ def run_recipe(folder: str, out: str, overrides: list[str]) -> dict[str, float]:
     return seconds
 
 
+def write_report(name: str, report: dict[str, Any]) -> str:
+    """Writes benchmarks/results/<name>-<report["date"]>.json; returns its path (also printed)."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{name}-{report['date']}.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"{name}: wrote {path}")
+    return path
+
+
 def bars(results: dict[str, Any], num_test: int, num_classes: int) -> dict[str, Any]:
     """The checks of the module docstring on results.json."""
     floor = num_test / (2 * num_classes)
@@ -118,11 +128,7 @@ def main() -> None:
         report["kinds"][kind] = {"sizes": sizes, "seconds": seconds, "checks": checks}
     if args.write_only:
         return
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    path = os.path.join(RESULTS_DIR, f"own_data-{report['date']}.json")
-    with open(path, "w") as f:
-        json.dump(report, f, indent=1)
-    print(f"own_data: wrote {path}")
+    write_report("own_data", report)
 
 
 if __name__ == "__main__":

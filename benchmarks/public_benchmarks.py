@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.own_data import RESULTS_DIR, ROOT, run_recipe
+from benchmarks.own_data import ROOT, run_recipe, write_report
 from data_pipelines.fixtures import FULL_SIZES, write_fixture
 from data_pipelines.fixtures.benchmark_layouts import write_clotho_fixture, write_esc50_fixture
 
@@ -73,11 +73,7 @@ def main() -> None:
                       f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
             results[name] = benchmark(run_dir, name, folder, os.path.join(out, f"{name}.log"))
         report["kinds"][kind] = {"esc50_layout": ESC50, "clotho_layout": CLOTHO, **results}
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    path = os.path.join(RESULTS_DIR, f"public_benchmarks-{report['date']}.json")
-    with open(path, "w") as f:
-        json.dump(report, f, indent=1)
-    print(f"public_benchmarks: wrote {path}")
+    write_report("public_benchmarks", report)
 
 
 if __name__ == "__main__":
