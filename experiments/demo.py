@@ -11,7 +11,7 @@ from experiments.workflows.demo import run_demo
 def main(argv):
     del argv
     launch.initialize()
-    print(run_demo(launch.config(), launch.WORKDIR.value))
+    print(run_demo(launch.config(), launch.WORKDIR.value, launch.config_file()))
 
 
 if __name__ == "__main__":

@@ -86,7 +86,9 @@ def config() -> Any:
     overrides = config_flags.get_override_values(flag)
     if not flag.present and run_config.has_saved(WORKDIR.value):
         saved = run_config.load(WORKDIR.value, overrides)
-        logging.info("config: %s (saved by the run in %s)", saved.source, WORKDIR.value)
+        logging.info(
+            "config: %s (saved by the run in %s)", saved.source or "its saved values", WORKDIR.value
+        )
         return saved.config
     return CONFIG.value
 

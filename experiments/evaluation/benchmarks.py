@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from absl import logging
+from gensim.models import KeyedVectors
 
 from alignment import benchmark_retrieval, zero_shot
 from data_pipelines import text, vision
@@ -34,9 +35,15 @@ def _layer(context: EvalContext) -> str:
     return context.config.eval_layers[0]
 
 
-def embed_sentences(context: EvalContext, sentences: Sequence[str]) -> tuple[np.ndarray, int]:
+def word_vectors(context: EvalContext) -> KeyedVectors:
+    """The word vectors stored beside the run's data set (its vocabulary)."""
+    return load_dataset_word_vectors(str(context.builder.data_dir))
+
+
+def embed_sentences(
+    context: EvalContext, sentences: Sequence[str], vectors: KeyedVectors
+) -> tuple[np.ndarray, int]:
     """([N, D] embeddings, how many sentences had no known word and embed as zeros)."""
-    vectors = load_dataset_word_vectors(str(context.builder.data_dir))
     max_words = context.config.data.text.max_words
     words = np.zeros((len(sentences), max_words, vectors.vector_size), np.float32)
     masks = np.zeros((len(sentences), max_words), bool)
@@ -68,9 +75,7 @@ def embed_sound_files(
             try:
                 clip = windows.file_windows(paths[i], cfg)
             except (SilentAudioError, ValueError, OSError, RuntimeError) as err:
-                unreadable[paths[i]] = (
-                    str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-                )
+                unreadable[paths[i]] = _reason(err)
                 continue
             spectrograms.append(clip)
             counts.append(len(clip))
@@ -100,9 +105,7 @@ def embed_image_files(
             try:
                 images.append(vision.load_image(paths[i], size))
             except (ValueError, OSError) as err:
-                unreadable[paths[i]] = (
-                    str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-                )
+                unreadable[paths[i]] = _reason(err)
                 continue
             kept.append(i)
         if images:
@@ -111,6 +114,12 @@ def embed_image_files(
     dim = context.config.model.fc_dims[-1]
     embeddings = np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
     return embeddings, {"kept": np.asarray(kept, np.int64), "unreadable": unreadable}
+
+
+def _reason(err: Exception) -> str:
+    """The first line of an error, for the report of unreadable files."""
+    text = str(err)
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _unreadable_report(unreadable: dict[str, str]) -> dict[str, Any]:
@@ -130,12 +139,14 @@ def sound_classification(
     if not len(sounds):
         raise ValueError(f"{dataset.name}: no sound file could be read ({len(read['unreadable'])})")
     targets, folds = dataset.targets[read["kept"]], dataset.folds[read["kept"]]
-    vectors = load_dataset_word_vectors(str(context.builder.data_dir))
+    vectors = word_vectors(context)
     coverage = prompts.vocabulary_coverage(dataset.class_names, vectors.key_to_index, templates)
     for name, missing in coverage.missing.items():
         logging.info("benchmark: class %r loses %s (not in the vocabulary)", name, list(missing))
     sentences = prompts.class_prompts(dataset.class_names, templates)
-    flat, no_word = embed_sentences(context, [s for per_class in sentences for s in per_class])
+    flat, no_word = embed_sentences(
+        context, [s for per_class in sentences for s in per_class], vectors
+    )
     class_embeddings = zero_shot.ensemble_class_embeddings(
         flat.reshape(len(sentences), len(templates), -1)
     )
@@ -182,7 +193,7 @@ def caption_retrieval(
     owners = position[dataset.caption_item]
     keep = owners >= 0
     captions = [c for c, k in zip(dataset.captions, keep, strict=True) if k]
-    sentences, no_word = embed_sentences(context, captions)
+    sentences, no_word = embed_sentences(context, captions, word_vectors(context))
     metrics = benchmark_retrieval.caption_retrieval(
         items, sentences, owners[keep], modality=dataset.modality
     )

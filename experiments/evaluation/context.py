@@ -120,12 +120,9 @@ class EvalContext:
             logging.info("evaluate: step %d from %s", self._student.step, self._student.checkpoint)
         return self._student
 
-    def use_params(self, model: Any, params: Any, step: int, embed_fn: Any = None) -> None:
-        """Evaluate these in-memory parameters (training's validation) instead of a checkpoint."""
-        if self._student is None or self._student.model is not model or embed_fn is not None:
-            embed_fn = embed_fn or parallel.make_embed_fn(model, self.mesh)
-        else:
-            embed_fn = self._student.embed_fn
+    def use_params(self, model: Any, params: Any, step: int, embed_fn: Any) -> None:
+        """Evaluate these in-memory parameters (training's validation, with its jitted embed_fn)
+        instead of a checkpoint."""
         self._student = Student(model, params, step, "in memory", embed_fn)
         self._embeddings.clear()
 
@@ -148,18 +145,20 @@ class EvalContext:
             progress,
         )
 
-    def embeddings(self, split: str, layers: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    def embeddings(
+        self, split: str, layers: Sequence[str], modalities: Sequence[str] = MODALITIES
+    ) -> dict[str, dict[str, np.ndarray]]:
         """{modality: {layer: [N, D]}} of every row of `split` (rows missing a modality embed zeros),
-        computed once per split and layer."""
+        computed once per split, modality and layer."""
         arrays = self.split(split)
-        for m in MODALITIES:
+        for m in modalities:
             missing = [layer for layer in layers if (split, m, layer) not in self._embeddings]
             if missing:
                 embedded = self.embed(arrays, m, missing, progress=f"embed {split} {m}")
                 for layer, values in embedded.items():
                     self._embeddings[(split, m, layer)] = values
         return {
-            m: {layer: self._embeddings[(split, m, layer)] for layer in layers} for m in MODALITIES
+            m: {layer: self._embeddings[(split, m, layer)] for layer in layers} for m in modalities
         }
 
     @functools.cached_property

@@ -79,9 +79,7 @@ def load(workdir: str, overrides: Mapping[str, Any] | None = None) -> SavedConfi
         config = base
         config.unlock()
         _merge(config, record["config"], "")
-    config.unlock()
-    for path, value in (overrides or {}).items():
-        _set(config, path.split("."), value)
+    config.update_from_flattened_dict(dict(overrides or {}))
     config.lock()
     return SavedConfig(config, source)
 
@@ -115,13 +113,4 @@ def _merge(config: ml_collections.ConfigDict, saved: Mapping[str, Any], prefix: 
         if isinstance(current, ml_collections.ConfigDict) and isinstance(value, dict):
             _merge(current, value, f"{prefix}{key}.")
         elif _tuples(value) != current:
-            _set(config, [key], _tuples(value))
-
-
-def _set(config: ml_collections.ConfigDict, path: list[str], value: Any) -> None:
-    for key in path[:-1]:
-        config = config[key]
-    current = config.get(path[-1], None)
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    config[path[-1]] = value
+            config[key] = float(value) if isinstance(current, float) else _tuples(value)

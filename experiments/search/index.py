@@ -100,7 +100,7 @@ class SearchIndex:
     def gallery(self, modality: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(test rows holding `modality` [N_m], their representations {layer: [N_m, D]})."""
         rows = np.flatnonzero(self.test[f"has_{modality}"])
-        reps = self.context.embeddings("test", self.layers)[modality]
+        reps = self.context.embeddings("test", self.layers, [modality])[modality]
         return rows, {layer: values[rows] for layer, values in reps.items()}
 
     def search(

@@ -145,12 +145,7 @@ def _train(name: str, directory: str | None, overrides: Mapping[str, int], label
     config.teacher.source = "checkpoint"
     config.teacher.path = os.path.join(directory, restore.TEACHER_SUBDIR)
     config.eval_every = 0
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    config.update_from_flattened_dict(dict(overrides))
     config.checkpoint_every = config.total_steps
     builder = datasets.build(config.data)
     _, params, metrics = teacher.train_teacher(config, builder, parallel.make_mesh())

@@ -52,8 +52,9 @@ def _with_objective(config, objective: str, teacher_dir: str):
     return config
 
 
-def run_demo(config, workdir: str) -> str:
-    """Runs every stage; returns the markdown tables (also in <workdir>/report.md)."""
+def run_demo(config, workdir: str, config_file: str | None = None) -> str:
+    """Runs every stage; returns the markdown tables (also in <workdir>/report.md). Each student run
+    records `config_file` in its config.json, so evaluate and retrieve work from its workdir alone."""
     start = time.perf_counter()
     stages = Stages(total=3 + 2 * len(OBJECTIVES) + 3)
     mesh = parallel.make_mesh()
@@ -82,7 +83,7 @@ def run_demo(config, workdir: str) -> str:
         run_dir = os.path.join(workdir, objective)
         shutil.rmtree(run_dir, ignore_errors=True)
         run_config = _with_objective(config, objective, teacher_dir)
-        stages.run(f"train the students: {name}", students.train, run_config, run_dir)
+        stages.run(f"train the students: {name}", students.train, run_config, run_dir, config_file)
         context = EvalContext(run_config, builder, run_dir, splits=splits, mesh=mesh)
         rows += stages.run(f"evaluate {name}", suite.run, context, suite.TRAINED)
 
