@@ -27,6 +27,8 @@ setup(
         "orbax-checkpoint>=0.12",
         "tensorflow-cpu>=2.21",
         "tensorflow-datasets>=4.9.10",
+        "apache-beam>=2.77",
+        "grain>=0.2.18",
         "importlib_resources",
         "librosa>=0.11",
         "soundfile",
