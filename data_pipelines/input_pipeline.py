@@ -6,8 +6,10 @@ layout). Global batch k of epoch e is the stream's rows sort(perm(seed, stream, 
 global batch) and host p of P takes its contiguous slice [p*B/P, (p+1)*B/P): any step's global batch is a
 pure function of (seed, step), the same whatever the number of hosts, so a run restarted at step s
 continues exactly as if it had never stopped, without replay, and on any number of hosts. Each epoch drops
-the stream's last len % B rows of its order. A single host holds its whole stream in memory; with several,
-each reads, at the start of every epoch, only the rows its slices of that epoch need (1/P of the stream).
+the stream's last len % B rows of its order. Each host reads, by row index (data_pipelines.records), only
+its own rows of each batch, in `workers` parallel reads that run ahead of the step, so its memory holds a
+few batches whatever the size of the data set; what grows with the data set is an index of 1 byte per row
+(which modalities each row has, written beside the data set when it is built) and the epoch's order.
 
 teacher_probs are read from the stored feature when the data set has one, else from the parallel file of
 builders.teacher_probs, joined by id; with neither, batches carry none.
@@ -17,18 +19,21 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from etils import epath
 
 from alignment.streams import STREAMS, stream_features, stream_flags
 from data_pipelines import augment as augmentation
+from data_pipelines import records
 from data_pipelines.builders import teacher_probs as teacher
 
-_READ_BATCH = 1024
+MODALITY_FLAGS = ("has_image", "has_sound", "has_text")
+MODALITY_INDEX_DIR = "modalities"
 
 Source: TypeAlias = "str | os.PathLike[str] | tfds.core.DatasetBuilder"
 
@@ -44,26 +49,36 @@ def dataset_dir(source: Source) -> str:
     return os.fspath(_builder(source).data_dir)
 
 
-def _read(
-    builder: tfds.core.DatasetBuilder, split: str, names: Sequence[str], keep: np.ndarray | None
-) -> dict[str, np.ndarray]:
-    """The named features of the split's rows (in stored order), only rows i with keep[i] if given."""
-    decoders = tfds.decode.PartialDecoding(dict.fromkeys(names, True))
-    ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
-    if keep is not None:
-        keep_tensor = tf.constant(keep)
-        ds = ds.enumerate().filter(lambda i, _: tf.gather(keep_tensor, i)).map(lambda _, ex: ex)
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for chunk in tfds.as_numpy(ds.batch(_READ_BATCH)):
-        for name in names:
-            parts[name].append(chunk[name])
-    features = builder.info.features
-    return {
-        name: np.concatenate(parts[name])
-        if parts[name]
-        else np.zeros((0, *features[name].shape), features[name].np_dtype)
-        for name in names
-    }
+def modality_index_path(builder: tfds.core.DatasetBuilder, split: str) -> epath.Path:
+    return epath.Path(builder.data_dir) / MODALITY_INDEX_DIR / f"{split}.npy"
+
+
+def write_modality_index(builder: tfds.core.DatasetBuilder) -> None:
+    """Writes, for every split, which modalities each row has (uint8 [N, 3]: has_image, has_sound,
+    has_text), so that opening a stream does not read every row of a large data set."""
+    for split in builder.info.splits:
+        flags = _scan_flags(builder, split)
+        path = modality_index_path(builder, split)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as f:
+            np.save(f, flags, allow_pickle=False)
+
+
+def _scan_flags(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
+    flags = records.Records(builder, split).read_all(MODALITY_FLAGS)
+    return np.stack([flags[name] for name in MODALITY_FLAGS], axis=1).astype(np.uint8)
+
+
+def _modality_flags(builder: tfds.core.DatasetBuilder, split: str) -> dict[str, np.ndarray]:
+    """{has_image, has_sound, has_text: bool [N]} of a split: from the index written at build time, or
+    read from the rows for a data set built without one (or a sliced split such as "train[:100]")."""
+    path = modality_index_path(builder, split)
+    if path.exists():
+        with path.open("rb") as f:
+            flags = np.load(f, allow_pickle=False)
+    else:
+        flags = _scan_flags(builder, split)
+    return {name: flags[:, i].astype(bool) for i, name in enumerate(MODALITY_FLAGS)}
 
 
 def load_split(
@@ -79,20 +94,13 @@ def load_split(
     """
     builder = _builder(source)
     names = list(features) if features is not None else list(builder.info.features.keys())
-    size = builder.info.splits[split].num_examples
-    keep = None
-    if process_count > 1:
-        keep = np.arange(size) % process_count == process_index
-    return _read(builder, split, names, keep)
-
-
-def _teacher_table(builder: tfds.core.DatasetBuilder, split: str) -> dict[str, np.ndarray] | None:
-    return teacher.load_teacher_probs(os.fspath(builder.data_dir), split)
+    split_records = records.Records(builder, split)
+    return split_records.read(np.arange(process_index, len(split_records), process_count), names)
 
 
 def _stream_rows(builder: tfds.core.DatasetBuilder, stream: str, split: str) -> np.ndarray:
     """Indices, in the split, of the rows holding both of the stream's modalities (ascending)."""
-    flags = _read(builder, split, stream_flags(stream), None)
+    flags = _modality_flags(builder, split)
     return np.flatnonzero(np.logical_and(*(flags[f] for f in stream_flags(stream))))
 
 
@@ -104,32 +112,32 @@ def stream_sizes(source: Source, split: str = "train") -> dict[str, int]:
 
 def count_rows(source: Source, split: str, flag: str) -> int:
     """How many rows of the split have the boolean feature `flag` (e.g. "has_image") set."""
-    builder = _builder(source)
-    return int(np.count_nonzero(_read(builder, split, (flag,), None)[flag]))
+    return int(np.count_nonzero(_modality_flags(_builder(source), split)[flag]))
 
 
-def _read_stream(
-    builder: tfds.core.DatasetBuilder,
-    stream: str,
-    split: str,
-    split_rows: np.ndarray,
-    with_ids: bool = False,
-) -> dict[str, np.ndarray]:
-    """The stream's features (and teacher_probs when available) of the given split rows, ascending."""
-    keep = np.zeros(builder.info.splits[split].num_examples, bool)
-    keep[split_rows] = True
-    names = [*stream_features(stream), "id"]
-    table = None
-    if "teacher_probs" in builder.info.features:
-        names.append("teacher_probs")
-    else:
-        table = _teacher_table(builder, split)
-    arrays = _read(builder, split, names, keep)
-    if table is not None:
-        arrays["teacher_probs"] = teacher.lookup_teacher_probs(table, arrays["id"])
-    if not with_ids:
-        del arrays["id"]
-    return arrays
+class _StreamReader:
+    """A stream's features (and teacher_probs when the data set has them) of given split rows.
+
+    teacher_probs come from the stored feature, else from the parallel file (builders.teacher_probs)
+    joined by id; with neither, rows carry none.
+    """
+
+    def __init__(self, builder: tfds.core.DatasetBuilder, stream: str, split: str):
+        self.records = records.Records(builder, split)
+        self.names = [*stream_features(stream), "id"]
+        self.table = None
+        if "teacher_probs" in builder.info.features:
+            self.names.append("teacher_probs")
+        else:
+            self.table = teacher.load_teacher_probs(os.fspath(builder.data_dir), split)
+
+    def read(self, split_rows: np.ndarray, with_ids: bool = False) -> dict[str, np.ndarray]:
+        arrays = self.records.read(split_rows, self.names)
+        if self.table is not None:
+            arrays["teacher_probs"] = teacher.lookup_teacher_probs(self.table, arrays["id"])
+        if not with_ids:
+            del arrays["id"]
+        return arrays
 
 
 def load_stream(
@@ -140,28 +148,24 @@ def load_stream(
     Arrays: the stream's features, teacher_probs when available, and "id" (bytes) if with_ids.
     """
     builder = _builder(source)
-    return _read_stream(builder, stream, split, _stream_rows(builder, stream, split), with_ids)
+    reader = _StreamReader(builder, stream, split)
+    return reader.read(_stream_rows(builder, stream, split), with_ids)
 
 
 class _StreamSampler:
-    """This host's slice of each global batch of a stream; rows are read an epoch at a time.
+    """Which stream positions (0 .. size-1) host p reads at each step: a pure function of (seed, step)."""
 
-    read(positions) returns the stream's arrays at the given ascending positions (0 .. size-1).
-    """
-
-    def __init__(self, read: Callable[[np.ndarray], dict[str, np.ndarray]], size: int,
-                 global_batch: int, seed: int, stream_id: int, process_index: int = 0,
-                 process_count: int = 1):  # fmt: skip
-        self.read, self.size, self.global_batch = read, size, global_batch
+    def __init__(self, size: int, global_batch: int, seed: int, stream_id: int,
+                 process_index: int = 0, process_count: int = 1):  # fmt: skip
+        self.size, self.global_batch = size, global_batch
         self.host_batch = global_batch // process_count
-        self.process_index, self.process_count = process_index, process_count
+        self.process_index = process_index
         self.steps_per_epoch = size // global_batch
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"a stream of {size} rows cannot fill one global batch of {global_batch}"
             )
         self.seed, self.stream_id = seed, stream_id
-        self._held: tuple[int | None, np.ndarray, dict[str, np.ndarray]] | None = None
 
     @functools.lru_cache(maxsize=2)  # noqa: B019 -- one sampler per stream, lives as long as the iterator
     def _permutation(self, epoch: int) -> np.ndarray:
@@ -177,28 +181,6 @@ class _StreamSampler:
         start = self.process_index * self.host_batch
         return self.global_rows(step)[start : start + self.host_batch]
 
-    def _epoch_key(self, step: int) -> int | None:
-        """Which rows to hold for `step`: the whole stream (None) on one host, else its epoch's."""
-        return None if self.process_count == 1 else step // self.steps_per_epoch
-
-    def _rows_held(self, key: int | None) -> np.ndarray:
-        """Ascending stream positions to hold in memory: all, or this host's rows of epoch `key`."""
-        if key is None:
-            return np.arange(self.size)
-        first = key * self.steps_per_epoch
-        steps = range(first, first + self.steps_per_epoch)
-        return np.unique(np.concatenate([self.host_rows(step) for step in steps]))
-
-    def batch(self, step: int) -> dict[str, np.ndarray]:
-        key = self._epoch_key(step)
-        if self._held is None or self._held[0] != key:
-            self._held = None  # free the previous epoch's rows before reading the next
-            positions = self._rows_held(key)
-            self._held = (key, positions, self.read(positions))
-        _, positions, arrays = self._held
-        local = np.searchsorted(positions, self.host_rows(step))
-        return {name: values[local] for name, values in arrays.items()}
-
 
 def _stream_sampler(
     builder: tfds.core.DatasetBuilder,
@@ -209,15 +191,9 @@ def _stream_sampler(
     process_index: int = 0,
     process_count: int = 1,
 ) -> _StreamSampler:
-    split_rows = _stream_rows(builder, stream, split)
-
-    def read(positions: np.ndarray) -> dict[str, np.ndarray]:
-        return _read_stream(builder, stream, split, split_rows[positions])
-
+    size = len(_stream_rows(builder, stream, split))
     stream_id = list(STREAMS).index(stream)
-    return _StreamSampler(
-        read, len(split_rows), global_batch, seed, stream_id, process_index, process_count
-    )
+    return _StreamSampler(size, global_batch, seed, stream_id, process_index, process_count)
 
 
 def train_batches(
@@ -231,9 +207,11 @@ def train_batches(
     split: str = "train",
     streams: Sequence[str] = ("image_sound", "image_text"),
     prefetch: int = 2,
+    workers: int = 2,
     augment: augmentation.AugmentConfig | None = None,
 ) -> Iterator[dict[str, dict[str, np.ndarray]]]:
-    """Endless per-host training batches from `start_step` on.
+    """Endless per-host training batches from `start_step` on; `workers` batches are read and
+    decoded in parallel (in order), `prefetch` more wait ready.
 
     Yields {"image_sound": {"image": uint8 [b,H,W,3], "sound": float32 [b,T,F], "teacher_probs"?},
     "image_text": {"image", "text": float32 [b,L,D], "text_mask": bool [b,L], "teacher_probs"?}}
@@ -247,6 +225,8 @@ def train_batches(
             f"global batch {global_batch_size} is not divisible by {process_count} hosts"
         )
     builder = _builder(source)
+    readers = {stream: _StreamReader(builder, stream, split) for stream in streams}
+    split_rows = {stream: _stream_rows(builder, stream, split) for stream in streams}
     samplers = {
         stream: _stream_sampler(
             builder, stream, split, global_batch_size, seed, process_index, process_count
@@ -262,7 +242,7 @@ def train_batches(
     )
 
     def batch_at(stream: str, step: int) -> dict[str, np.ndarray]:
-        rows = samplers[stream].batch(step)
+        rows = readers[stream].read(split_rows[stream][samplers[stream].host_rows(step)])
         if augment is None:
             return rows
         rng = augmentation.batch_rng(seed, list(STREAMS).index(stream), step)
@@ -277,7 +257,11 @@ def train_batches(
         return [batches[s][n] for s, n in layout]
 
     steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
-    ds = steps.map(lambda step: tf.numpy_function(make, [step], dtypes, stateful=False))
+    ds = steps.map(
+        lambda step: tf.numpy_function(make, [step], dtypes, stateful=False),
+        num_parallel_calls=max(1, workers),
+        deterministic=True,
+    )
     for values in ds.prefetch(prefetch).as_numpy_iterator():
         batch: dict[str, dict[str, np.ndarray]] = {stream: {} for stream in streams}
         for (stream, name), value in zip(layout, values, strict=True):

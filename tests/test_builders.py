@@ -43,7 +43,7 @@ def test_world_builds_every_split_with_contract_features(world_dir):
         "validation": 8,
         "test": 16,
     }
-    rows = list(tfds.as_numpy(world_dir.as_dataset(split="train")))
+    rows = list(world_dir.as_data_source("train"))
     assert sum(r["has_sound"] for r in rows) == 24 and sum(r["has_text"] for r in rows) == 24
     assert all(r["has_image"] and r["has_sound"] != r["has_text"] for r in rows)
     first = rows[0]
@@ -53,7 +53,7 @@ def test_world_builds_every_split_with_contract_features(world_dir):
     for r in rows:
         assert np.all(np.isfinite(r["sound"])) and np.all(np.isfinite(r["text"]))
         assert (r["text_mask"].any() == r["has_text"]) and r["label"] >= 0 and r["fine_label"] >= 0
-    test = list(tfds.as_numpy(world_dir.as_dataset(split="test")))
+    test = list(world_dir.as_data_source("test"))
     assert all(r["has_image"] and r["has_sound"] and r["has_text"] for r in test)
 
 
@@ -70,8 +70,8 @@ def test_world_is_deterministic(world_dir, tmp_path):
     config = WorldBuilderConfig.make("tiny", TINY_WORLD, background_sentences=200)
     again = WorldDataset(data_dir=str(tmp_path), config=config)
     again.download_and_prepare()
-    a = next(iter(tfds.as_numpy(world_dir.as_dataset(split="test", shuffle_files=False))))
-    b = next(iter(tfds.as_numpy(again.as_dataset(split="test", shuffle_files=False))))
+    a = next(iter(world_dir.as_data_source("test")))
+    b = next(iter(again.as_data_source("test")))
     assert (
         a["id"] == b["id"]
         and np.array_equal(a["text"], b["text"])
@@ -205,7 +205,7 @@ def test_manifest_skips_and_counts_every_bad_row(tmp_path):
     assert report["skipped"]["test"] == expected
     assert report["kept"] == {"train": 3, "test": 1}
     assert builder.info.splits["test"].num_examples == 1
-    rows = {r["id"].decode(): r for r in tfds.as_numpy(builder.as_dataset(split="train"))}
+    rows = {r["id"].decode(): r for r in builder.as_data_source("train")}
     assert (
         rows["t0"]["has_sound"] and not rows["t0"]["has_text"] and not rows["t0"]["text_mask"].any()
     )
@@ -229,7 +229,7 @@ def test_manifest_fine_labels_and_held_out_validation(tmp_path):
     names = features.load_label_names(builder.data_dir)
     assert names == {"labels": ["bird", "dog"], "fine_labels": ["poodle", "terrier"]}
     splits = {
-        s: {r["id"].decode(): r for r in tfds.as_numpy(builder.as_dataset(split=s))}
+        s: {r["id"].decode(): r for r in builder.as_data_source(s)}
         for s in ("train", "validation")
     }
     assert set(splits["train"]).isdisjoint(splits["validation"])
@@ -247,7 +247,7 @@ def test_manifest_fine_labels_and_held_out_validation(tmp_path):
     config = ManifestConfig(name="m", folder=str(reordered), spec=SPEC, validation_fraction=0.25)
     again = ManifestDataset(data_dir=str(tmp_path / "data2"), config=config)
     again.download_and_prepare()
-    held = {r["id"].decode() for r in tfds.as_numpy(again.as_dataset(split="validation"))}
+    held = {r["id"].decode() for r in again.as_data_source("validation")}
     assert held == set(splits["validation"])
 
 
@@ -334,7 +334,7 @@ def test_video_folder_gives_pairs_with_subfolder_labels(tmp_path):
                                frames_per_video=2, test_fraction=0.0)  # fmt: skip
     builder = VideoFolderDataset(data_dir=str(tmp_path / "data"), config=config)
     builder.download_and_prepare()
-    rows = list(tfds.as_numpy(builder.as_dataset(split="train")))
+    rows = list(builder.as_data_source("train"))
     assert len(rows) == 4 and all(
         r["has_image"] and r["has_sound"] and not r["has_text"] for r in rows
     )
@@ -363,7 +363,7 @@ def test_coco_adapter_reads_a_local_copy(tmp_path):
     builder = CocoCaptionsFolder(data_dir=str(tmp_path / "data"), config=config)
     builder.download_and_prepare()
     assert builder.info.splits["train"].num_examples == 6  # every caption
-    test = list(tfds.as_numpy(builder.as_dataset(split="test")))
+    test = list(builder.as_data_source("test"))
     assert len(test) == 2 and all(r["caption"].decode().startswith("A dog") for r in test)
 
 

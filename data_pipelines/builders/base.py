@@ -12,6 +12,7 @@ from data_pipelines.builders.features import FeatureSpec
 from data_pipelines.builders.skips import RowError, SkipReport
 
 Example = dict[str, Any]
+STORAGE_FORMAT = "array_record"
 
 
 @dataclasses.dataclass(eq=False)
@@ -32,6 +33,8 @@ class AlignedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  
 
     def __init__(self, *, strict: bool = False, **kwargs: Any):
         self.report = SkipReport(strict=strict)
+        # ArrayRecord: rows are read by index (data_pipelines.records), never a whole split at once.
+        kwargs.setdefault("file_format", STORAGE_FORMAT)
         super().__init__(**kwargs)
 
     @property

@@ -29,7 +29,8 @@ def base_config() -> ml_collections.ConfigDict:
     # Manifest folders without validation.jsonl: this fraction of the train rows (chosen by a hash of
     # each row's id, so the same rows whatever the order) is held out as the validation split.
     c.data.validation_fraction = 0.1
-    c.data.shuffle_buffer = 10_000
+    # Training batches read and decoded in parallel (threads), ahead of the step.
+    c.data.input_workers = 2
     c.data.strict = False  # True: stop at the first bad input row instead of skipping it
 
     c.model = ml_collections.ConfigDict()

@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from data_pipelines import input_pipeline
+from data_pipelines.builders.base import STORAGE_FORMAT
 from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
 from data_pipelines.builders.features import FeatureSpec, load_label_names
 from data_pipelines.builders.manifest import ManifestConfig, ManifestDataset
@@ -34,7 +35,9 @@ def _config_name(data_cfg: Any, spec: FeatureSpec) -> str:
     """The builder config name: the size plus a digest of every stored shape, so that data sets built
     with different feature settings live side by side in one data_dir."""
     digest = hashlib.sha1(
-        json.dumps([data_cfg.source, repr(spec), _holdout(data_cfg)], sort_keys=True).encode()
+        json.dumps(
+            [data_cfg.source, repr(spec), _holdout(data_cfg), STORAGE_FORMAT], sort_keys=True
+        ).encode()
     ).hexdigest()[:8]
     return f"{data_cfg.builder_config}-{digest}"
 
@@ -105,6 +108,7 @@ def build(data_cfg: Any) -> tfds.core.DatasetBuilder:
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(try_download_gcs=False)
         )
+        input_pipeline.write_modality_index(builder)
     return builder
 
 

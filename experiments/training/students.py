@@ -155,6 +155,7 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
         start_step=start,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
+        workers=config.data.input_workers,
         augment=augment.AugmentConfig.from_config(config.augment, config.model.sound.time_steps),
     )
     writer = ScalarWriter(workdir, resumed_step=start)

@@ -1,0 +1,81 @@
+"""Rows of a built data set read by index: the only reader of stored rows.
+
+Data sets are stored in ArrayRecord files, which TFDS reads by row index (`as_data_source`), so a
+reader holds no row it was not asked for: the memory a training stream needs depends on its batch, not on
+the size of the data set. Only the named features of a row are decoded (TFDS's numpy parser and
+decoders restricted to them); row i is the split's i-th stored row, the order the builders wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import example_parser, file_adapters
+
+_CHUNK = 1024  # rows per read when a whole split is read: bounds the raw records held at once
+
+
+class NotRandomAccessError(ValueError):
+    """The data set was stored in a format that cannot be read by row index."""
+
+
+class Records:
+    """The rows of one split of a built data set, read by index.
+
+    read(rows, names) -> {name: array [len(rows), ...]}; strings come back as bytes (dtype object).
+    """
+
+    def __init__(self, builder: tfds.core.DatasetBuilder, split: str):
+        file_format = builder.info.file_format
+        if file_format not in file_adapters.FileFormat.with_random_access():
+            raise NotRandomAccessError(
+                f"the data set at {builder.data_dir} is stored as {getattr(file_format, 'value', file_format)}, "
+                "which cannot be read by row index: delete that folder and build it again with "
+                "`python -m experiments.build_data` (data sets are now stored as array_record)"
+            )
+        self._features = builder.info.features
+        self._serialized = self._features.get_serialized_info()
+        self._source = builder.as_data_source(
+            split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
+        )
+        self._parsers: dict[tuple[str, ...], example_parser.ExampleParserNp] = {}
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def _parser(self, names: tuple[str, ...]) -> example_parser.ExampleParserNp:
+        if names not in self._parsers:
+            unknown = [n for n in names if n not in self._serialized]
+            if unknown:
+                raise KeyError(f"the data set stores no feature {unknown[0]!r}")
+            self._parsers[names] = example_parser.ExampleParserNp(
+                {name: self._serialized[name] for name in names}
+            )
+        return self._parsers[names]
+
+    def read(self, rows: Sequence[int] | np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """The named features of the given rows (any order, repeats allowed), stacked in that order."""
+        names = tuple(names)
+        parser = self._parser(names)
+        out: dict[str, list] = {name: [] for name in names}
+        indices = [int(i) for i in rows]
+        for start in range(0, len(indices), _CHUNK):
+            for raw in self._source.__getitems__(indices[start : start + _CHUNK]):
+                parsed = parser.parse_example(raw)
+                for name in names:
+                    out[name].append(self._features[name].decode_example_np(parsed[name]))
+        return {name: self._stack(name, values) for name, values in out.items()}
+
+    def read_all(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """The named features of every row of the split, in stored order."""
+        return self.read(np.arange(len(self)), names)
+
+    def _stack(self, name: str, values: list) -> np.ndarray:
+        feature = self._features[name]
+        if values and isinstance(values[0], bytes):
+            return np.array(values, dtype=object)
+        if not values:
+            return np.zeros((0, *feature.shape), feature.np_dtype)
+        return np.stack(values).astype(feature.np_dtype, copy=False)
