@@ -74,6 +74,9 @@ def decode_image(source: str | os.PathLike | bytes) -> np.ndarray:
         with Image.open(stream) as image:
             image.load()
             return _pil_to_rgb(image)
+    except Image.UnidentifiedImageError as err:
+        # Pillow's message names the in-memory stream by its address: a different report every build.
+        raise ValueError(f"cannot decode image {name}: not a format Pillow can identify") from err
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot decode image {name}: {err}") from err
 

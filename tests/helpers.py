@@ -1,8 +1,10 @@
-"""Shared by the experiment tests: tiny configs, the tiny world, subprocess runs with fake devices."""
+"""Shared by the experiment tests: tiny configs, the tiny world, subprocess runs with fake devices, a
+miniature COCO folder."""
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = "experiments/configs/tiny.py"
@@ -179,3 +182,19 @@ def assert_trees_close(a, b, rtol: float) -> None:
         assert x.shape == y.shape, jax.tree_util.keystr(path)
         error = np.linalg.norm(x - y)
         assert error <= rtol * np.linalg.norm(y), f"{jax.tree_util.keystr(path)}: {error}"
+
+
+def write_fake_coco(root) -> None:
+    """A COCO 2017 captions folder in miniature: 3 train and 2 val images, two captions each."""
+    for split, count in (("train2017", 3), ("val2017", 2)):
+        os.makedirs(root / split)
+        images, annotations = [], []
+        for i in range(count):
+            name = f"{i:012d}.jpg"
+            Image.fromarray(np.full((30, 40, 3), 40 * i, np.uint8)).save(root / split / name)
+            images.append({"id": i, "file_name": name})
+            for j, caption in enumerate(["A dog on a red sofa.", "Two birds in a tree"]):
+                annotations.append({"id": 10 * i + j, "image_id": i, "caption": caption})
+        os.makedirs(root / "annotations", exist_ok=True)
+        data = {"images": images, "annotations": annotations}
+        (root / "annotations" / f"captions_{split}.json").write_text(json.dumps(data))

@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 import pytest
 import soundfile
-import tensorflow_datasets as tfds
 from PIL import Image
 
 from data_pipelines import audio, text
@@ -19,6 +18,7 @@ from data_pipelines.builders.skips import BadInputError, read_skip_report
 from data_pipelines.builders.video_folder import VideoFolderConfig, VideoFolderDataset
 from data_pipelines.builders.world import WorldBuilderConfig, WorldDataset
 from data_pipelines.world import World, WorldConfig
+from tests import helpers
 
 SPEC = features.FeatureSpec(
     image_size=16,
@@ -229,8 +229,7 @@ def test_manifest_fine_labels_and_held_out_validation(tmp_path):
     names = features.load_label_names(builder.data_dir)
     assert names == {"labels": ["bird", "dog"], "fine_labels": ["poodle", "terrier"]}
     splits = {
-        s: {r["id"].decode(): r for r in builder.as_data_source(s)}
-        for s in ("train", "validation")
+        s: {r["id"].decode(): r for r in builder.as_data_source(s)} for s in ("train", "validation")
     }
     assert set(splits["train"]).isdisjoint(splits["validation"])
     assert len(splits["train"]) + len(splits["validation"]) == 43
@@ -342,23 +341,8 @@ def test_video_folder_gives_pairs_with_subfolder_labels(tmp_path):
     assert read_skip_report(builder.data_dir)["skipped"]["train"] == {"unreadable_sound": 1}
 
 
-def _fake_coco(root) -> None:
-    for split, count in (("train2017", 3), ("val2017", 2)):
-        os.makedirs(root / split)
-        images, annotations = [], []
-        for i in range(count):
-            name = f"{i:012d}.jpg"
-            Image.fromarray(np.full((30, 40, 3), 40 * i, np.uint8)).save(root / split / name)
-            images.append({"id": i, "file_name": name})
-            for j, caption in enumerate(["A dog on a red sofa.", "Two birds in a tree"]):
-                annotations.append({"id": 10 * i + j, "image_id": i, "caption": caption})
-        os.makedirs(root / "annotations", exist_ok=True)
-        data = {"images": images, "annotations": annotations}
-        (root / "annotations" / f"captions_{split}.json").write_text(json.dumps(data))
-
-
 def test_coco_adapter_reads_a_local_copy(tmp_path):
-    _fake_coco(tmp_path / "coco")
+    helpers.write_fake_coco(tmp_path / "coco")
     config = CocoConfig(name="c", folder=str(tmp_path / "coco"), spec=SPEC)
     builder = CocoCaptionsFolder(data_dir=str(tmp_path / "data"), config=config)
     builder.download_and_prepare()

@@ -1,18 +1,24 @@
-"""What every builder shares: a config carrying the feature spec, DatasetInfo, and skip-or-raise generation."""
+"""What every builder shares: a config carrying the feature spec, DatasetInfo, and the encoding of a
+split's rows, in this process or as an Apache Beam pipeline, skipping (or raising at) bad rows."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders.features import FeatureSpec
-from data_pipelines.builders.skips import RowError, SkipReport
+from data_pipelines.builders.skips import Outcome, RowError, SkipReport
 
 Example = dict[str, Any]
 STORAGE_FORMAT = "array_record"
+# (position of a row in its split, the row) -> what the row became: one outcome per example, at
+# positions that sort in the rows' order (of two rows with one id, the first is kept). Builders pass a
+# picklable one: Beam ships it to its workers.
+RowEncoder = Callable[[int, Any], Iterable[Outcome]]
 
 
 @dataclasses.dataclass(eq=False)
@@ -23,19 +29,23 @@ class SpecConfig(tfds.core.BuilderConfig):
 
 
 class AlignedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # type: ignore[call-arg]
-    """Base of the builders. strict=False skips bad rows and reports them; strict=True raises at the first."""
+    """Base of the builders. strict=False skips bad rows and reports them; strict=True raises at the first.
+    beam=True encodes the rows in an Apache Beam pipeline (download_and_prepare's
+    DownloadConfig(beam_options=...) picks the runner); the data set is the same either way."""
 
     VERSION = tfds.core.Version("1.0.0")
-    # Rows keep their generated order (deterministic); training shuffles per epoch in the pipeline.
-    disable_shuffling = True
+    # Rows are keyed by id: TFDS stores a split in the order of a hash of (split, id), the same however
+    # the rows were generated and whichever workers wrote them; training shuffles per epoch on top.
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     DESCRIPTION = ""
 
-    def __init__(self, *, strict: bool = False, **kwargs: Any):
-        self.report = SkipReport(strict=strict)
+    def __init__(self, *, strict: bool = False, beam: bool = False, **kwargs: Any):
         # ArrayRecord: rows are read by index (data_pipelines.records), never a whole split at once.
         kwargs.setdefault("file_format", STORAGE_FORMAT)
         super().__init__(**kwargs)
+        self.beam = beam
+        self.report = SkipReport(strict=strict, sample_rate=self.spec.audio.sample_rate)
+        self._beam_splits: list[str] = []
 
     @property
     def spec(self) -> FeatureSpec:
@@ -49,22 +59,57 @@ class AlignedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  
             supervised_keys=None,
         )
 
-    def _keep_valid(
-        self, split: str, rows: Iterable[Callable[[], Example]]
-    ) -> Iterator[tuple[str, Example]]:
-        """Runs each row's encoder; bad rows are skipped (counted) or raise, duplicate ids are bad rows."""
+    def _encode_split(self, split: str, rows: Sequence[Any], encode_row: RowEncoder) -> Any:
+        """The split's (id, example) pairs for TFDS: a generator that encodes the rows here, or, with
+        beam, the PTransform whose workers do."""
+        if not self.beam:
+            outcomes = (o for position, row in enumerate(rows) for o in encode_row(position, row))
+            return self._keep_valid(split, outcomes)
+        # Beam takes seconds to import: only Beam builds load it.
+        from data_pipelines.builders import beam_split
+
+        self._beam_splits.append(split)
+        return beam_split.EncodeSplit(
+            rows, encode_row, strict=self.report.strict, tally_file=self._tally_file(split)
+        )
+
+    def _keep_valid(self, split: str, outcomes: Iterable[Outcome]) -> Iterator[tuple[str, Example]]:
+        """Counts each row's outcome and yields the stored ones; an id seen before is a bad row."""
         seen: set[str] = set()
-        for make_example in rows:
-            try:
-                example = make_example()
-                if example["id"] in seen:
-                    raise RowError(
-                        "duplicate_id", example["id"], "the id appears twice in the split"
-                    )
-            except RowError as err:
-                self.report.skip(split, err)
-                continue
-            seen.add(example["id"])
-            self.report.keep(split)
-            yield example["id"], example
+        for outcome in outcomes:
+            example = outcome.example
+            if example is not None and example["id"] in seen:
+                error = RowError("duplicate_id", example["id"], "the id appears twice in the split")
+                outcome = Outcome(outcome.position, error=error)
+            self.report.add(split, outcome)
+            if outcome.example is not None:
+                seen.add(outcome.example["id"])
+                yield outcome.example["id"], outcome.example
         self.report.finish_split(split, self.data_dir)
+
+    def _tally_file(self, split: str) -> str:
+        return os.path.join(self.data_dir, f"skipped-{split}.partial.json")
+
+    def _process_pipeline_result(self, pipeline_result: Any) -> None:
+        """After a Beam build: each split's counts, as its workers summed them, into skipped.json."""
+        del pipeline_result
+        from data_pipelines.builders import beam_split
+
+        for split in self._beam_splits:
+            self.report.merge(split, beam_split.pop_tally(self._tally_file(split)))
+            self.report.finish_split(split, self.data_dir)
+
+    def download_and_prepare(self, **kwargs: Any) -> None:
+        """tfds' download_and_prepare; a strict Beam build stopped by a bad row raises the worker's
+        one-line BadInputError, however the runner reported it."""
+        try:
+            super().download_and_prepare(**kwargs)
+        except Exception as err:
+            if not (self.beam and self.report.strict):
+                raise
+            from data_pipelines.builders import beam_split
+
+            bad_input = beam_split.worker_bad_input(err)
+            if bad_input is None:
+                raise
+            raise bad_input from err

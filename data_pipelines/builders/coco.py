@@ -14,14 +14,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import tensorflow_datasets as tfds
 
 from data_pipelines import text
 from data_pipelines.builders import features
-from data_pipelines.builders.base import AlignedBuilder, Example, SpecConfig
+from data_pipelines.builders.base import AlignedBuilder, SpecConfig
+from data_pipelines.builders.skips import Outcome
 
 SPLIT_SOURCES = {"train": "train2017", "test": "val2017"}
 
@@ -91,11 +91,25 @@ class CocoCaptionsFolder(AlignedBuilder):
 
     def _generate_examples(
         self, image_folder: str, split: str, rows: list[tuple[int, str, str]]
-    ) -> Iterator[tuple[str, Example]]:
-        encoder = features.ExampleEncoder(self.spec, self._word_vectors)
+    ) -> Any:
+        encoder = features.ExampleEncoder(
+            self.spec, self._word_vectors, features.word_vectors_file(self.data_dir)
+        )
+        return self._encode_split(split, rows, CaptionRows(encoder, image_folder))
 
-        def encode(annotation_id: int, file_name: str, caption: str):
-            path = os.path.join(image_folder, file_name)
-            return lambda: encoder.encode(str(annotation_id), image=path, caption=caption)
 
-        yield from self._keep_valid(split, (encode(*row) for row in rows))
+@dataclasses.dataclass(frozen=True)
+class CaptionRows:
+    """Encodes one (annotation id, image file name, caption) row of a split as an image+text pair."""
+
+    encoder: features.ExampleEncoder
+    image_folder: str
+
+    def __call__(self, position: int, row: tuple[int, str, str]) -> list[Outcome]:
+        annotation_id, file_name, caption = row
+        path = os.path.join(self.image_folder, file_name)
+        return [
+            Outcome.attempt(
+                position, self.encoder.encode, str(annotation_id), image=path, caption=caption
+            )
+        ]

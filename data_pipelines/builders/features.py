@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -83,16 +83,30 @@ class ExampleEncoder:
         self,
         spec: FeatureSpec,
         word_vectors: KeyedVectors | None,
-        on_clip: Callable[[float, float], None] | None = None,
+        vectors_file: str | None = None,
     ):
-        """on_clip(source_seconds, clip_seconds) is called for every stored sound (crop/pad counts)."""
+        """vectors_file: where word_vectors are saved (word2vec format). Given, a pickled encoder carries
+        this path instead of the vectors and reads them on first use, so a Beam pipeline ships the
+        encoder to its workers without the vocabulary."""
         if word_vectors is not None and word_vectors.vector_size != spec.text.word_dim:
             raise ValueError(
                 f"word vectors have {word_vectors.vector_size} dims, the spec expects {spec.text.word_dim}"
             )
         self.spec = spec
-        self.word_vectors = word_vectors
-        self.on_clip = on_clip
+        self._word_vectors = word_vectors
+        self.vectors_file = vectors_file
+
+    @property
+    def word_vectors(self) -> KeyedVectors | None:
+        if self._word_vectors is None and self.vectors_file is not None:
+            self._word_vectors = text.load_word_vectors(self.vectors_file)
+        return self._word_vectors
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.vectors_file is not None:
+            state["_word_vectors"] = None
+        return state
 
     def encode(
         self,
@@ -104,8 +118,10 @@ class ExampleEncoder:
         label: int = -1,
         fine_label: int = -1,
         teacher_probs: np.ndarray | None = None,
-    ) -> dict[str, Any]:
-        """image: array or file path; sound: waveform at spec.audio.sample_rate or file path."""
+    ) -> tuple[dict[str, Any], int]:
+        """(example, clip_delta): the stored features, and how many samples the sound lost to cropping
+        (> 0) or gained from zero-padding (< 0) to fit the clip (0 without sound). image: array or file
+        path; sound: waveform at spec.audio.sample_rate or file path."""
         spec = self.spec
         example: dict[str, Any] = {
             "id": example_id,
@@ -124,14 +140,15 @@ class ExampleEncoder:
             raise RowError("no_modality", example_id, "the row has no image, sound or text")
         if image is not None:
             example["image"] = self._image(example_id, image)
+        clip_delta = 0
         if sound is not None:
-            example["sound"] = self._sound(example_id, sound)
+            example["sound"], clip_delta = self._sound(example_id, sound)
         if caption is not None:
             example["text"], example["text_mask"] = self._text(example_id, caption)
             example["caption"] = caption
         if spec.num_teacher_classes:
             example["teacher_probs"] = self._teacher_probs(example_id, teacher_probs)
-        return example
+        return example, clip_delta
 
     def _image(self, example_id: str, image: np.ndarray | str) -> np.ndarray:
         where = image if isinstance(image, str) else example_id
@@ -144,7 +161,7 @@ class ExampleEncoder:
         except ValueError as err:
             raise RowError("unreadable_image", where, str(err)) from err
 
-    def _sound(self, example_id: str, sound: np.ndarray | str) -> np.ndarray:
+    def _sound(self, example_id: str, sound: np.ndarray | str) -> tuple[np.ndarray, int]:
         where = sound if isinstance(sound, str) else example_id
         if isinstance(sound, str) and not os.path.isfile(sound):
             raise RowError("missing_file", where, "sound file not found")
@@ -157,20 +174,18 @@ class ExampleEncoder:
             raise RowError("unreadable_sound", where, str(err)) from err
         try:
             features = audio.waveform_features(wave, self.spec.audio)
-            if self.on_clip is not None:
-                rate = self.spec.audio.sample_rate
-                self.on_clip(len(wave) / rate, self.spec.audio.clip_samples / rate)
         except audio.SilentAudioError as err:
             raise RowError("silent_sound", where, str(err)) from err
         except ValueError as err:
             raise RowError("unreadable_sound", where, str(err)) from err
-        return features
+        return features, len(wave) - self.spec.audio.clip_samples
 
     def _text(self, example_id: str, caption: str) -> tuple[np.ndarray, np.ndarray]:
-        if self.word_vectors is None:
+        vectors = self.word_vectors
+        if vectors is None:
             raise AssertionError("a caption needs word vectors: pass them to the encoder")
         try:
-            return text.embed_sentence(caption, self.word_vectors, self.spec.text.max_words)
+            return text.embed_sentence(caption, vectors, self.spec.text.max_words)
         except text.NoKnownWordError as err:
             raise RowError("all_words_unknown", example_id, str(err)) from err
         except ValueError as err:
@@ -187,12 +202,17 @@ class ExampleEncoder:
 def save_word_vectors(dataset_dir: str, vectors: KeyedVectors) -> None:
     """Stores the vectors used to embed captions beside the data set (word2vec text format)."""
     os.makedirs(dataset_dir, exist_ok=True)
-    text.save_word_vectors(vectors, os.path.join(dataset_dir, WORD_VECTORS_FILE))
+    text.save_word_vectors(vectors, word_vectors_file(dataset_dir))
+
+
+def word_vectors_file(dataset_dir: str) -> str:
+    """Where save_word_vectors puts a data set's vectors."""
+    return os.path.join(dataset_dir, WORD_VECTORS_FILE)
 
 
 def load_dataset_word_vectors(dataset_dir: str) -> KeyedVectors:
     """The vectors a data set was built with: embed evaluation text with these."""
-    return text.load_word_vectors(os.path.join(dataset_dir, WORD_VECTORS_FILE))
+    return text.load_word_vectors(word_vectors_file(dataset_dir))
 
 
 def save_label_names(dataset_dir: str, labels: list[str], fine_labels: list[str]) -> None:

@@ -27,7 +27,7 @@ import tensorflow_datasets as tfds
 from data_pipelines import text
 from data_pipelines.builders import features
 from data_pipelines.builders.base import AlignedBuilder, Example, SpecConfig
-from data_pipelines.builders.skips import RowError
+from data_pipelines.builders.skips import Outcome, RowError
 
 MANIFEST_KEYS = frozenset({"id", "image", "sound", "text", "label", "fine_label"})
 SPLITS = ("train", "validation", "test")
@@ -129,38 +129,46 @@ class ManifestDataset(AlignedBuilder):
                 corpus += [line for line in f if line.strip()]
         return text.center_and_normalize(text.train_word_vectors(corpus, self.spec.text))
 
-    def _generate_examples(self, split: str, rows: list) -> Iterator[tuple[str, Example]]:
+    def _generate_examples(self, split: str, rows: list) -> Any:
         encoder = features.ExampleEncoder(
-            self.spec,
-            self._word_vectors,
-            on_clip=lambda source, clip: self.report.clip(split, source, clip),
+            self.spec, self._word_vectors, features.word_vectors_file(self.data_dir)
         )
-        folder = self.builder_config.folder
+        encode_row = ManifestRows(encoder, self.builder_config.folder, split, self._ids)
+        return self._encode_split(split, rows, encode_row)
 
-        def encode(number: int, row: dict[str, Any] | RowError):
-            def make() -> Example:
-                if isinstance(row, RowError):
-                    raise row
-                example_id = row_id(row, split, number)
-                caption = row.get("text")
-                if caption is not None and not isinstance(caption, str):
-                    raise RowError("empty_caption", example_id, "text must be a string")
-                ids = {
-                    key: self._ids[key][str(row[key])] if row.get(key) is not None else -1
-                    for key in ("label", "fine_label")
-                }
-                return encoder.encode(
-                    example_id,
-                    image=_path(folder, row.get("image"), example_id),
-                    sound=_path(folder, row.get("sound"), example_id),
-                    caption=caption,
-                    label=ids["label"],
-                    fine_label=ids["fine_label"],
-                )
 
-            return make
+@dataclasses.dataclass(frozen=True)
+class ManifestRows:
+    """Encodes one manifest line of a split: (line number, row dict or the RowError of the line).
+    label_ids: {"label" | "fine_label": {name: id}}."""
 
-        yield from self._keep_valid(split, (encode(n, r) for n, r in rows))
+    encoder: features.ExampleEncoder
+    folder: str
+    split: str
+    label_ids: dict[str, dict[str, int]]
+
+    def __call__(self, position: int, line: tuple[int, dict[str, Any] | RowError]) -> list[Outcome]:
+        return [Outcome.attempt(position, self._encode, *line)]
+
+    def _encode(self, number: int, row: dict[str, Any] | RowError) -> tuple[Example, int]:
+        if isinstance(row, RowError):
+            raise row
+        example_id = row_id(row, self.split, number)
+        caption = row.get("text")
+        if caption is not None and not isinstance(caption, str):
+            raise RowError("empty_caption", example_id, "text must be a string")
+        ids = {
+            key: self.label_ids[key][str(row[key])] if row.get(key) is not None else -1
+            for key in ("label", "fine_label")
+        }
+        return self.encoder.encode(
+            example_id,
+            image=_path(self.folder, row.get("image"), example_id),
+            sound=_path(self.folder, row.get("sound"), example_id),
+            caption=caption,
+            label=ids["label"],
+            fine_label=ids["fine_label"],
+        )
 
 
 def row_id(row: dict[str, Any], split: str, number: int) -> str:

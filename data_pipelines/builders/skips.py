@@ -1,14 +1,20 @@
-"""Bad input during a build: skip and count it (default), or stop at the first one (strict).
+"""What became of each input row: stored, or skipped and counted (default), or the build stops (strict).
 
 At the end of each split the counts per reason are printed and written to `skipped.json` beside the data
-set, so a build that silently lost half its rows cannot go unnoticed.
+set, so a build that silently lost half its rows cannot go unnoticed. The counts of a split form a
+SplitTally, which merges: Beam workers each count a part of a split and the parts add up to what one
+process counts.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import heapq
 import json
 import os
+from collections.abc import Callable
+from typing import Any
 
 from absl import logging
 
@@ -27,7 +33,9 @@ REASONS = (
     "no_modality",
 )
 _EXAMPLES_PER_REASON = 5
-CLIP_KEYS = ("cropped", "seconds_cut", "padded", "seconds_added")
+# How the stored sounds were fitted to the clip length, in samples: integers add up to the same total
+# in any order, so parallel workers count exactly what one process counts.
+SOUND_KEYS = ("cropped", "samples_cut", "padded", "samples_added")
 
 
 class BadInputError(ValueError):
@@ -43,78 +51,180 @@ class RowError(ValueError):
         super().__init__(f"{where}: {reason}: {detail}")
         self.reason, self.where, self.detail = reason, where, detail
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        # Worker processes (a pool, Beam) send errors back pickled; rebuild from the three parts.
+        return RowError, (self.reason, self.where, self.detail)
 
-class SkipReport:
-    """Counts skipped rows per split and reason; in strict mode the first one raises BadInputError."""
 
-    def __init__(self, strict: bool = False):
-        self.strict = strict
-        self.skipped: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-        self.kept: collections.Counter = collections.Counter()
-        self.examples: dict[str, list[str]] = collections.defaultdict(list)
-        # Per split: how many stored sounds were cropped or padded to the clip length, and by how much.
-        self.clips: dict[str, dict[str, float]] = collections.defaultdict(
-            lambda: dict.fromkeys(CLIP_KEYS, 0.0)
+def raise_if_strict(error: RowError, strict: bool) -> None:
+    """strict: a bad row stops the build with a one-line BadInputError naming its file or row."""
+    if strict:
+        raise BadInputError(str(error)) from error
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one row became. position: its place in the split (the first of two rows with one id is kept,
+    the first few bad rows are reported); example: the stored features, or error: why it was skipped;
+    clip_delta: samples the stored sound lost to cropping (> 0) or gained from zero-padding (< 0)."""
+
+    position: int
+    example: dict[str, Any] | None = None
+    error: RowError | None = None
+    clip_delta: int = 0
+
+    @classmethod
+    def attempt(
+        cls,
+        position: int,
+        encode: Callable[..., tuple[dict[str, Any], int]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Outcome:
+        """encode(*args, **kwargs) -> (example, clip_delta) as an Outcome; a RowError it raises too."""
+        try:
+            example, clip_delta = encode(*args, **kwargs)
+        except RowError as err:
+            return cls(position, error=err)
+        return cls(position, example=example, clip_delta=clip_delta)
+
+
+class SplitTally:
+    """One split's counts: kept rows, skipped rows per reason with the messages of the first few (by
+    position), and how many stored sounds were cropped or padded, by how many samples."""
+
+    def __init__(self) -> None:
+        self.kept = 0
+        self.skipped: collections.Counter = collections.Counter()
+        self.examples: dict[str, list[tuple[int, str]]] = {}
+        self.sounds = dict.fromkeys(SOUND_KEYS, 0)
+
+    def add(self, outcome: Outcome) -> SplitTally:
+        """Counts one row (its example may already be dropped); returns self."""
+        if outcome.error is not None:
+            reason = outcome.error.reason
+            self.skipped[reason] += 1
+            self._keep_first(reason, [(outcome.position, str(outcome.error))])
+            return self
+        self.kept += 1
+        if outcome.clip_delta:
+            kind, amount = (
+                ("cropped", "samples_cut")
+                if outcome.clip_delta > 0
+                else ("padded", "samples_added")
+            )
+            self.sounds[kind] += 1
+            self.sounds[amount] += abs(outcome.clip_delta)
+        return self
+
+    def merge(self, other: SplitTally) -> SplitTally:
+        """Adds another part of the same split's counts; returns self."""
+        self.kept += other.kept
+        self.skipped.update(other.skipped)
+        for reason, examples in other.examples.items():
+            self._keep_first(reason, examples)
+        for key in SOUND_KEYS:
+            self.sounds[key] += other.sounds[key]
+        return self
+
+    def _keep_first(self, reason: str, examples: list[tuple[int, str]]) -> None:
+        merged = self.examples.get(reason, []) + examples
+        self.examples[reason] = heapq.nsmallest(_EXAMPLES_PER_REASON, merged)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kept": self.kept,
+                "skipped": self.skipped,
+                "examples": self.examples,
+                "sounds": self.sounds,
+            }
         )
 
-    def skip(self, split: str, error: RowError) -> None:
-        if self.strict:
-            raise BadInputError(str(error)) from error
-        self.skipped[split][error.reason] += 1
-        if len(self.examples[error.reason]) < _EXAMPLES_PER_REASON:
-            self.examples[error.reason].append(str(error))
+    @classmethod
+    def from_json(cls, text: str) -> SplitTally:
+        data = json.loads(text)
+        tally = cls()
+        tally.kept, tally.sounds = data["kept"], data["sounds"]
+        tally.skipped.update(data["skipped"])
+        tally.examples = {r: [(p, m) for p, m in e] for r, e in data["examples"].items()}
+        return tally
 
-    def clip(self, split: str, source_seconds: float, clip_seconds: float) -> None:
-        """Records that a sound of source_seconds was cropped or padded to clip_seconds."""
-        delta = source_seconds - clip_seconds
-        if delta:
-            kind, seconds = ("cropped", "seconds_cut") if delta > 0 else ("padded", "seconds_added")
-            self.clips[split][kind] += 1
-            self.clips[split][seconds] += abs(delta)
 
-    def keep(self, split: str) -> None:
-        self.kept[split] += 1
+class SkipReport:
+    """Counts kept and skipped rows per split; in strict mode the first bad row raises BadInputError.
+    sample_rate: of the stored sounds, to report their cropping and padding in seconds."""
+
+    def __init__(self, strict: bool = False, sample_rate: int = 1):
+        self.strict = strict
+        self.sample_rate = sample_rate
+        self.splits: dict[str, SplitTally] = {}
+
+    def add(self, split: str, outcome: Outcome) -> None:
+        """Counts one row of `split` (raises BadInputError for a bad row in strict mode)."""
+        if outcome.error is not None:
+            raise_if_strict(outcome.error, self.strict)
+        self.splits.setdefault(split, SplitTally()).add(outcome)
+
+    def merge(self, split: str, tally: SplitTally) -> None:
+        """Adds counts made elsewhere (Beam workers) to `split`'s."""
+        self.splits.setdefault(split, SplitTally()).merge(tally)
 
     def as_dict(self) -> dict:
+        """The report: kept and skipped rows per split, the first few messages per reason (over the
+        splits in the order they were built) and, per split with any, the cropped and padded sounds."""
+        examples: dict[str, list[str]] = collections.defaultdict(list)
+        for tally in self.splits.values():
+            for reason, found in tally.examples.items():
+                examples[reason] += [message for _, message in found]
+        rate = self.sample_rate
         return {
-            "kept": dict(self.kept),
-            "skipped": {split: dict(c) for split, c in self.skipped.items()},
-            "total_skipped": sum(sum(c.values()) for c in self.skipped.values()),
-            "examples": dict(self.examples),
+            "kept": {split: t.kept for split, t in self.splits.items()},
+            "skipped": {split: dict(t.skipped) for split, t in self.splits.items() if t.skipped},
+            "total_skipped": sum(t.skipped.total() for t in self.splits.values()),
+            "examples": {r: found[:_EXAMPLES_PER_REASON] for r, found in examples.items()},
             "sounds": {
-                split: {**c, "cropped": int(c["cropped"]), "padded": int(c["padded"])}
-                for split, c in self.clips.items()
+                split: {
+                    "cropped": s["cropped"],
+                    "seconds_cut": s["samples_cut"] / rate,
+                    "padded": s["padded"],
+                    "seconds_added": s["samples_added"] / rate,
+                }
+                for split, s in ((split, t.sounds) for split, t in self.splits.items())
+                if s["cropped"] or s["padded"]
             },
         }
 
     def finish_split(self, split: str, folder: str) -> None:
         """Logs this split's counts and rewrites the JSON report in `folder`."""
-        counts = dict(self.skipped.get(split, {}))
+        report = self.as_dict()
+        counts = report["skipped"].get(split, {})
         detail = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
         logging.info(
             "[%s] kept %d rows; skipped %d (%s)",
             split,
-            self.kept[split],
+            report["kept"].get(split, 0),
             sum(counts.values()),
             detail,
         )
-        if split in self.clips:
-            c = self.clips[split]
+        if split in report["sounds"]:
+            s = report["sounds"][split]
             logging.info(
-                "[%s] sounds: %.0f cropped to the clip length (by %.2f s on average), %.0f "
+                "[%s] sounds: %d cropped to the clip length (by %.2f s on average), %d "
                 "zero-padded (by %.2f s on average)",
                 split,
-                c["cropped"],
-                c["seconds_cut"] / max(c["cropped"], 1),
-                c["padded"],
-                c["seconds_added"] / max(c["padded"], 1),
+                s["cropped"],
+                s["seconds_cut"] / max(s["cropped"], 1),
+                s["padded"],
+                s["seconds_added"] / max(s["padded"], 1),
             )
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, SKIP_REPORT_FILE), "w", encoding="utf-8") as f:
-            json.dump(self.as_dict(), f, indent=2, sort_keys=True)
+            json.dump(report, f, indent=2, sort_keys=True)
 
 
 def read_skip_report(dataset_dir: str) -> dict:
-    """The report written beside a built data set: {"kept", "skipped", "total_skipped", "examples"}."""
+    """The report written beside a built data set: {"kept", "skipped", "total_skipped", "examples",
+    "sounds"}."""
     with open(os.path.join(dataset_dir, SKIP_REPORT_FILE), encoding="utf-8") as f:
         return json.load(f)

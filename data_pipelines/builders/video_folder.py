@@ -20,8 +20,8 @@ import tensorflow_datasets as tfds
 
 from data_pipelines import video
 from data_pipelines.builders import features
-from data_pipelines.builders.base import AlignedBuilder, Example, SpecConfig
-from data_pipelines.builders.skips import RowError
+from data_pipelines.builders.base import AlignedBuilder, SpecConfig
+from data_pipelines.builders.skips import Outcome, RowError
 
 
 @dataclasses.dataclass(eq=False)
@@ -74,25 +74,15 @@ class VideoFolderDataset(AlignedBuilder):
             by_split["test" if is_test_video(v, config.test_fraction) else "train"].append(v)
         return {s: self._generate_examples(folder, s, vs) for s, vs in by_split.items() if vs}
 
-    def _generate_examples(
-        self, folder: str, split: str, videos: list[str]
-    ) -> Iterator[tuple[str, Example]]:
-        encoder = features.ExampleEncoder(self.spec, None)
+    def _generate_examples(self, folder: str, split: str, videos: list[str]) -> Any:
         config = self.builder_config
-
-        def rows() -> Iterator[Any]:
-            for relative in videos:
-                path = os.path.join(folder, relative)
-                label = self._label_ids.get(_label_of(relative) or "", -1)
-                try:
-                    pairs = video.sample_pairs(path, config.frames_per_video, self.spec.audio)
-                except ValueError as err:
-                    yield _raiser(RowError("unreadable_sound", path, str(err)))
-                    continue
-                for k, pair in enumerate(pairs):
-                    yield _encode_pair(encoder, f"{relative}#{k}", pair, label)
-
-        yield from self._keep_valid(split, rows())
+        encode_row = VideoRows(
+            features.ExampleEncoder(self.spec, None),
+            folder,
+            self._label_ids,
+            config.frames_per_video,
+        )
+        return self._encode_split(split, videos, encode_row)
 
 
 def _label_of(relative: str) -> str | None:
@@ -100,14 +90,31 @@ def _label_of(relative: str) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
-def _raiser(error: RowError):
-    def make() -> Example:
-        raise error
+@dataclasses.dataclass(frozen=True)
+class VideoRows:
+    """Encodes one video (its path relative to folder) into frames_per_video frame+sound pairs, at
+    positions position * frames_per_video + k: by video, then by time."""
 
-    return make
+    encoder: features.ExampleEncoder
+    folder: str
+    label_ids: dict[str, int]
+    frames_per_video: int
 
-
-def _encode_pair(
-    encoder: features.ExampleEncoder, example_id: str, pair: video.FramePair, label: int
-):
-    return lambda: encoder.encode(example_id, image=pair.image, sound=pair.waveform, label=label)
+    def __call__(self, position: int, relative: str) -> Iterator[Outcome]:
+        path = os.path.join(self.folder, relative)
+        first = position * self.frames_per_video
+        label = self.label_ids.get(_label_of(relative) or "", -1)
+        try:
+            pairs = video.sample_pairs(path, self.frames_per_video, self.encoder.spec.audio)
+        except ValueError as err:
+            yield Outcome(first, error=RowError("unreadable_sound", path, str(err)))
+            return
+        for k, pair in enumerate(pairs):
+            yield Outcome.attempt(
+                first + k,
+                self.encoder.encode,
+                f"{relative}#{k}",
+                image=pair.image,
+                sound=pair.waveform,
+                label=label,
+            )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow_datasets as tfds
@@ -22,7 +22,7 @@ import tensorflow_datasets as tfds
 from data_pipelines import audio, text
 from data_pipelines.builders import features
 from data_pipelines.builders.base import AlignedBuilder, Example, SpecConfig
-from data_pipelines.builders.skips import RowError
+from data_pipelines.builders.skips import Outcome
 from data_pipelines.world import World, WorldConfig
 
 # Sentences of background text for word2vec; enough for colour, size and count words to separate.
@@ -96,8 +96,7 @@ class WorldDataset(AlignedBuilder):
         size = world.split_size(split)
         if size < PARALLEL_MIN_ROWS or WORKERS < 2:
             _start_worker(world.config, self.spec, self._word_vectors)
-            results: Iterator[Example | tuple] = map(_encode_row, ((split, i) for i in range(size)))
-            yield from self._keep_valid(split, (_unpack(r) for r in results))
+            yield from self._keep_valid(split, map(_encode_row, ((split, i) for i in range(size))))
             return
         # Rendering and feature extraction dominate the build: spread them over worker processes
         # (spawned, not forked, since TensorFlow's threads are already running here).
@@ -106,7 +105,7 @@ class WorldDataset(AlignedBuilder):
             WORKERS, _start_worker, (world.config, self.spec, self._word_vectors)
         ) as pool:
             results = pool.imap(_encode_row, ((split, i) for i in range(size)), chunksize=256)
-            yield from self._keep_valid(split, (_unpack(r) for r in results))
+            yield from self._keep_valid(split, results)
 
 
 # Splits smaller than this are encoded in-process: starting workers costs seconds.
@@ -120,28 +119,18 @@ def _start_worker(world_config: WorldConfig, spec: features.FeatureSpec, vectors
     _worker["encoder"] = features.ExampleEncoder(spec, vectors)
 
 
-def _encode_row(split_index: tuple[str, int]) -> Example | tuple[str, str, str]:
-    """One stored example, or (reason, where, detail) of the RowError that refused it (picklable)."""
+def _encode_row(split_index: tuple[str, int]) -> Outcome:
+    """What row `index` of `split` became (picklable: a worker process sends it back)."""
     split, index = split_index
     sample = _worker["world"].sample(split, index)
     kind = sample["kind"]
-    try:
-        return _worker["encoder"].encode(
-            sample["id"],
-            image=sample["image"],
-            sound=sample["waveform"] if kind in ("image_sound", "triplet") else None,
-            caption=sample["caption"] if kind in ("image_text", "triplet") else None,
-            label=sample["label"],
-            fine_label=sample["fine_label"],
-        )
-    except RowError as err:
-        return (err.reason, err.where, err.detail)
-
-
-def _unpack(result: Example | tuple[str, str, str]) -> Callable[[], Example]:
-    def make() -> Example:
-        if isinstance(result, tuple):
-            raise RowError(*result)
-        return result
-
-    return make
+    return Outcome.attempt(
+        index,
+        _worker["encoder"].encode,
+        sample["id"],
+        image=sample["image"],
+        sound=sample["waveform"] if kind in ("image_sound", "triplet") else None,
+        caption=sample["caption"] if kind in ("image_text", "triplet") else None,
+        label=sample["label"],
+        fine_label=sample["fine_label"],
+    )

@@ -32,6 +32,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Training batches read and decoded in parallel (threads), ahead of the step.
     c.data.input_workers = 2
     c.data.strict = False  # True: stop at the first bad input row instead of skipping it
+    # True: build_data encodes the rows of a manifest, video or COCO folder as an Apache Beam pipeline
+    # (DirectRunner unless build_data's --beam_pipeline_options names another); the same data set.
+    c.data.beam = False
 
     c.model = ml_collections.ConfigDict()
     c.model.dtype = "float32"

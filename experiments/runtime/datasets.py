@@ -23,6 +23,7 @@ from data_pipelines.world import WorldConfig
 WORLD_SIZES = {"small": WorldConfig.small, "default": WorldConfig, "full": WorldConfig.full}
 BUILDERS = ("world", "manifest", "video_folder", "coco")
 IMAGENET_CLASSES = 1000
+BEAM_DEFAULT = "runner=DirectRunner"  # the Beam options of config.data.beam without any given
 NO_LABELS = (
     "the data set has no labels, so no teacher can be trained on it: import torchvision AlexNet "
     "weights (--config.teacher.source=torchvision --config.teacher.path=alexnet.pth), restore a "
@@ -47,12 +48,18 @@ def _holdout(data_cfg: Any) -> float:
     return float(data_cfg.validation_fraction) if data_cfg.builder == "manifest" else 0.0
 
 
-def make_builder(data_cfg: Any) -> tfds.core.DatasetBuilder:
-    """The TFDS builder config.data describes (nothing is built or read)."""
+def make_builder(data_cfg: Any, beam: bool = False) -> tfds.core.DatasetBuilder:
+    """The TFDS builder config.data describes (nothing is built or read); beam: its rows are to be
+    encoded by an Apache Beam pipeline (manifest, video_folder and coco)."""
     spec = FeatureSpec.from_config(data_cfg)
     name = _config_name(data_cfg, spec)
     kind = data_cfg.builder
     if kind == "world":
+        if beam:
+            raise ValueError(
+                "Beam prepares manifest, video_folder and coco folders; the world is generated in "
+                "one process: build it without config.data.beam and --beam_pipeline_options"
+            )
         if data_cfg.builder_config not in WORLD_SIZES:
             raise ValueError(
                 f"config.data.builder_config={data_cfg.builder_config!r}: the world has sizes "
@@ -92,22 +99,33 @@ def make_builder(data_cfg: Any) -> tfds.core.DatasetBuilder:
             )
     else:
         raise ValueError(f"config.data.builder={kind!r}: expected one of {BUILDERS}")
-    return cls(data_dir=data_cfg.data_dir, config=config, strict=data_cfg.strict)
+    return cls(data_dir=data_cfg.data_dir, config=config, strict=data_cfg.strict, beam=beam)
 
 
-def build(data_cfg: Any) -> tfds.core.DatasetBuilder:
-    """Builds the data set into config.data.data_dir unless it is already there; returns the builder."""
-    builder = make_builder(data_cfg)
+def build(data_cfg: Any, beam_options: str = "") -> tfds.core.DatasetBuilder:
+    """Builds the data set into config.data.data_dir unless it is already there; returns the builder.
+
+    beam_options: comma-separated Apache Beam pipeline options ("runner=DirectRunner,
+    direct_num_workers=2"). Given, or with config.data.beam, the rows are encoded by a Beam pipeline on
+    that runner (DirectRunner by default); the data set is the one a single process builds."""
+    # .get: a config saved by an older run lacks the knob.
+    beam = bool(beam_options) or bool(data_cfg.get("beam", False))
+    builder = make_builder(data_cfg, beam=beam)
     if not is_built(builder):
         logging.info(
-            "data: building %s/%s into %s",
+            "data: building %s/%s into %s%s",
             builder.name,
             builder.builder_config.name,
             builder.data_dir,
+            f" with Apache Beam ({beam_options or BEAM_DEFAULT})" if beam else "",
         )
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-        )
+        download_config = tfds.download.DownloadConfig(try_download_gcs=False)
+        if beam:
+            # Beam takes seconds to import: only Beam builds load it.
+            from data_pipelines.builders import beam_split
+
+            download_config.beam_options = beam_split.pipeline_options(beam_options or BEAM_DEFAULT)
+        builder.download_and_prepare(download_config=download_config)
         input_pipeline.write_modality_index(builder)
     return builder
 
