@@ -1,7 +1,8 @@
 """Runs every benchmark (`make bench`), prints a table and writes benchmarks/results/<YYYY-MM-DD>.json.
 
 python -m benchmarks.run                        # everything: about 2.5 minutes on 2 quiet CPU cores
-python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipeline, eval, scaling, first_step
+python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipeline, eval, scaling, first_step,
+                                                #   input_memory, input_throughput
 
 What each number means: benchmarks/README.md. Targets are reported, never asserted.
 """
@@ -17,11 +18,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import common, evaluation, first_step, memory, scaling, train_step
+from benchmarks import common, evaluation, first_step, input_scale, memory, scaling, train_step
 from benchmarks import input_pipeline as pipeline_bench
 
-SECTIONS = ("matmul", "train", "pipeline", "eval", "scaling", "first_step")
-TARGETS = {"world_utilization": 0.65, "pipeline_headroom": 3.0}
+SECTIONS = (
+    "matmul", "train", "pipeline", "eval", "scaling", "first_step", "input_memory", "input_throughput",
+)  # fmt: skip
+TARGETS = {
+    "world_utilization": 0.65,
+    "pipeline_headroom": 3.0,
+    "input_memory_ratio": 1.3,  # peak RSS growth while the rows grow 10x
+    "cores_per_h200": 14,
+}
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
 
 
@@ -77,6 +85,11 @@ def run(sections: tuple[str, ...], repeats: int) -> dict[str, Any]:
         _section(results, "scaling", lambda: scaling.measure("world", world.batch_size))
     if "first_step" in sections:
         _section(results, "first_step", lambda: first_step.measure("world"))
+    if "input_memory" in sections:
+        _section(results, "input_memory", input_scale.measure_memory)
+    if "input_throughput" in sections:
+        _section(results, "input_throughput", input_scale.measure_throughput)
+        results["cores_per_h200"] = results["input_throughput"]["cores_per_h200"]
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["targets_met"] = _targets_met(results)
     return results
@@ -85,10 +98,14 @@ def run(sections: tuple[str, ...], repeats: int) -> dict[str, Any]:
 def _targets_met(results: dict[str, Any]) -> dict[str, bool | None]:
     world = results.get("train_world", {}).get("utilization_vs_matmul")
     headroom = results.get("pipeline", {}).get("headroom_vs_train_world")
+    memory = results.get("input_memory", {}).get("rss_ratio")
+    cores = results.get("cores_per_h200")
     return {
         "world_utilization": None if world is None else world >= TARGETS["world_utilization"],
         "pipeline_headroom": None if headroom is None else headroom >= TARGETS["pipeline_headroom"],
         "paper_h200_mfu": None,  # measured by benchmarks/accelerator.sh on a GPU
+        "input_memory_ratio": None if memory is None else memory <= TARGETS["input_memory_ratio"],
+        "cores_per_h200": None if cores is None else cores <= TARGETS["cores_per_h200"],
     }
 
 
@@ -146,6 +163,18 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         f = results["first_step"]
         rows.append(("first world step, cold / warm compilation cache",
                      f"{f['cold_s']:.1f} / {f['warm_s']:.1f} s ({f['ratio']:.1f}x)"))  # fmt: skip
+    if "input_memory" in results:
+        m = results["input_memory"]
+        rows.append((f"input peak RSS, {m['rows'][0]} / {m['rows'][1]} rows ({m['config']} shapes)",
+                     " / ".join(f"{b / 2**20:.0f}" for b in m["peak_rss_bytes"])
+                     + f" MiB ({m['rss_ratio']:.2f}x for {m['rows_ratio']}x rows)"))  # fmt: skip
+        rows.append(("stored bytes per row, " + " / ".join(m["bytes_per_row"]),
+                     " / ".join(f"{b / 1e3:.1f} kB" for b in m["bytes_per_row"].values())))  # fmt: skip
+    if "input_throughput" in results:
+        t = results["input_throughput"]
+        rows.append((f"input examples/s per core ({t['config']} shapes, {t['cores']} cores)",
+                     f"{t['examples_per_s_per_core']:.0f} ({t['input_bytes_per_s_per_core'] / 1e6:.0f} MB/s)"))  # fmt: skip
+        rows.append(("cores one H200 needs", t["derivation"]))
     for target, met in results["targets_met"].items():
         rows.append((f"target {target}", {True: "met", False: "MISSED", None: "not measured"}[met]))
     rows.append(("load average at end", _fmt_load(results["machine"]["load_average_end"])))

@@ -1,5 +1,5 @@
-"""tf.data streams over a built data set: per-host shards, seeded shuffles, resumable training batches,
-padded evaluation batches.
+"""Training and evaluation batches over a built data set: per-host shards, seeded shuffles, resumable
+training batches, padded evaluation batches.
 
 Training yields, per step, {"image_sound": {...}, "image_text": {...}} per-host numpy batches (the contract's
 layout). Global batch k of epoch e is the stream's rows sort(perm(seed, stream, e)[k*B:(k+1)*B]) (B the
@@ -17,13 +17,14 @@ builders.teacher_probs, joined by id; with neither, batches carry none.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import functools
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
@@ -248,25 +249,24 @@ def train_batches(
         rng = augmentation.batch_rng(seed, list(STREAMS).index(stream), step)
         return augmentation.augment(rows, augment, rng, global_batch_size, host_rows)
 
-    first = {stream: batch_at(stream, start_step) for stream in streams}
-    layout = [(stream, name) for stream in streams for name in sorted(first[stream])]
-    dtypes = [tf.as_dtype(first[s][n].dtype) for s, n in layout]
+    def make(step: int) -> dict[str, dict[str, np.ndarray]]:
+        return {stream: batch_at(stream, step) for stream in streams}
 
-    def make(step: np.int64) -> list[np.ndarray]:
-        batches = {stream: batch_at(stream, int(step)) for stream in streams}
-        return [batches[s][n] for s, n in layout]
-
-    steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
-    ds = steps.map(
-        lambda step: tf.numpy_function(make, [step], dtypes, stateful=False),
-        num_parallel_calls=max(1, workers),
-        deterministic=True,
-    )
-    for values in ds.prefetch(prefetch).as_numpy_iterator():
-        batch: dict[str, dict[str, np.ndarray]] = {stream: {} for stream in streams}
-        for (stream, name), value in zip(layout, values, strict=True):
-            batch[stream][name] = value
-        yield batch
+    # Threads, not processes: reading an ArrayRecord row and copying its arrays release the GIL, and a
+    # thread needs no copy of the reader. The pool finishes its running reads when the caller stops.
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers), "train-input") as pool:
+        ahead = max(1, workers) + prefetch
+        pending = collections.deque(pool.submit(make, start_step + i) for i in range(ahead))
+        next_step = start_step + ahead
+        try:
+            while True:
+                batch = pending.popleft().result()
+                pending.append(pool.submit(make, next_step))
+                next_step += 1
+                yield batch
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def eval_batches(

@@ -126,3 +126,43 @@ def test_teacher_probs_added_later_are_joined_by_id(data_dir, tmp_path):
     )
     batch = next(ip.train_batches(copy, 4, seed=0))
     assert batch["image_sound"]["teacher_probs"].shape == (4, 5)
+
+
+def test_each_host_reads_only_its_rows_of_each_batch(data_dir, tmp_path, monkeypatch):
+    """Training reads rows by index, a batch at a time: host p of 2 asks the store for its 4 rows of
+    each global batch of 8 and nothing else (no whole stream, no other host's rows), once the data set
+    has its modality index (as every build writes it)."""
+    indexed = str(tmp_path / "indexed")
+    shutil.copytree(data_dir, indexed)
+    ip.write_modality_index(ip._builder(indexed))
+    data_dir = indexed
+    requests = []
+    read = ip.records.Records.read
+
+    def counting_read(self, rows, names):
+        requests.append(np.asarray(rows).copy())
+        return read(self, rows, names)
+
+    monkeypatch.setattr(ip.records.Records, "read", counting_read)
+    batches = ip.train_batches(data_dir, 8, seed=2, process_index=1, process_count=2, workers=1)
+    _take(batches, 6)
+    batches.close()
+    assert requests and all(len(rows) == 4 for rows in requests)
+    sampler = ip._stream_sampler(ip._builder(data_dir), "image_sound", "train", 8, 2, 1, 2)
+    split_rows = ip._stream_rows(ip._builder(data_dir), "image_sound", "train")
+    wanted = [split_rows[sampler.host_rows(step)] for step in range(6)]
+    # Requests alternate image_sound / image_text per step, and run ahead of the consumer.
+    assert all(np.array_equal(requests[2 * step], wanted[step]) for step in range(6))
+
+
+def test_the_modality_index_written_at_build_is_what_the_rows_say(data_dir, tmp_path):
+    copy = str(tmp_path / "copy")
+    shutil.copytree(data_dir, copy)
+    scanned = {split: ip._modality_flags(ip._builder(copy), split) for split in ("train", "test")}
+    ip.write_modality_index(ip._builder(copy))
+    assert ip.modality_index_path(ip._builder(copy), "train").exists()
+    for split, flags in scanned.items():
+        indexed = ip._modality_flags(ip._builder(copy), split)
+        for name in ip.MODALITY_FLAGS:
+            np.testing.assert_array_equal(indexed[name], flags[name])
+    assert ip.stream_sizes(copy) == {"image_sound": 24, "image_text": 20}

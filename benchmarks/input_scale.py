@@ -1,0 +1,226 @@
+"""The training input at scale: host memory against data set size, bytes per stored row, and the CPU
+cores one H200 would need to be fed at the paper config's shapes.
+
+Data sets of random rows at a config's stored shapes (image uint8 [S,S,3], sound float32 [T,F], text
+float32 [L,D], stored as the builders store them: ArrayRecord, one row per example, half image+sound, half
+image+text) are written once into a scratch folder; each measurement streams data_pipelines.input_pipeline
+.train_batches in a fresh process, so its peak RSS is the stream's alone.
+
+python -m benchmarks.input_scale --data_dir=DIR --batch=8 --steps=64 --workers=2  # one stream: a JSON line
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from benchmarks import common
+from data_pipelines import input_pipeline
+from data_pipelines.builders.base import STORAGE_FORMAT
+from data_pipelines.builders.features import FeatureSpec
+
+# One H200: ~990 TFLOP/s dense bf16; the paper step at 40% of it (benchmarks/NOTES.md).
+H200_BF16_FLOPS = 990e12
+TARGET_MFU = 0.4
+# XLA's count for the paper config's train step, 8 image+sound and 8 image+text pairs (train_paper section).
+PAPER_FLOPS_PER_EXAMPLE = 134.6e9 / 16
+
+
+@dataclasses.dataclass(eq=False)
+class _RowsConfig(tfds.core.BuilderConfig):
+    spec: FeatureSpec = dataclasses.field(default_factory=FeatureSpec)
+    rows: int = 0
+
+
+class RandomRows(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # type: ignore[call-arg]
+    """`rows` train rows of random content at `spec`'s shapes."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(builder=self, features=self.builder_config.spec.features())
+
+    def _split_generators(self, dl_manager: Any) -> dict[str, Any]:
+        del dl_manager
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        spec = self.builder_config.spec
+        size, (steps, bins), (words, dim) = spec.image_size, spec.audio.shape, spec.text.shape
+        rng = np.random.default_rng(0)
+        for i in range(self.builder_config.rows):
+            with_sound = i % 2 == 0
+            yield (
+                f"row-{i:07d}",
+                {
+                    "id": f"row-{i:07d}",
+                    "image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+                    "sound": rng.random((steps, bins), dtype=np.float32) * with_sound,
+                    "text": rng.standard_normal((words, dim), dtype=np.float32) * (not with_sound),
+                    "text_mask": np.full(words, not with_sound),
+                    "caption": "" if with_sound else "random words",
+                    "has_image": True,
+                    "has_sound": with_sound,
+                    "has_text": not with_sound,
+                    "label": i % 10,
+                    "fine_label": -1,
+                },
+            )
+
+
+def write_rows(data_dir: str, config_name: str, rows: int) -> tuple[str, float]:
+    """(folder of the built data set, stored bytes per row) of `rows` random rows at a config's shapes."""
+    spec = FeatureSpec.from_config(common.load_config(config_name).data)
+    config = _RowsConfig(name=f"{config_name}-{rows}", spec=spec, rows=rows)
+    builder = RandomRows(data_dir=data_dir, config=config, file_format=STORAGE_FORMAT)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+    )
+    input_pipeline.write_modality_index(builder)
+    stored = sum(
+        os.path.getsize(os.path.join(builder.data_dir, name))
+        for name in os.listdir(builder.data_dir)
+        if STORAGE_FORMAT in name
+    )
+    return os.fspath(builder.data_dir), stored / rows
+
+
+def _stream(folder: str, batch: int, steps: int, workers: int, warmup: int, host: int = 0,
+            hosts: int = 1) -> dict[str, Any]:  # fmt: skip
+    """Streams `steps` batches (after `warmup`) as host `host` of `hosts`, whose batch is batch/hosts."""
+    batches = input_pipeline.train_batches(
+        folder, batch, seed=0, workers=workers, process_index=host, process_count=hosts
+    )
+    for _ in range(warmup):
+        next(batches)
+    start = time.perf_counter()
+    for _ in range(steps):
+        next(batches)
+    elapsed = time.perf_counter() - start
+    batches.close()
+    return {
+        "peak_rss_bytes": _peak_rss_bytes(),
+        "examples_per_s": steps * 2 * (batch // hosts) / elapsed,
+        "steps": steps,
+        "workers": workers,
+    }
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak resident set (VmHWM). Not getrusage's ru_maxrss: Linux carries that over
+    from the parent across fork and exec, so a worker would report its launcher's peak."""
+    if not os.path.exists("/proc/self/status"):  # not Linux: ru_maxrss is the one measure there
+        return common.peak_rss_bytes()
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
+def _command(
+    folder: str, batch: int, steps: int, workers: int, host: int = 0, hosts: int = 1
+) -> list[str]:
+    return [sys.executable, "-m", "benchmarks.input_scale", f"--data_dir={folder}", f"--batch={batch}",
+            f"--steps={steps}", f"--workers={workers}", f"--host={host}", f"--hosts={hosts}"]  # fmt: skip
+
+
+def _launch(commands: list[list[str]]) -> list[dict[str, Any]]:
+    """Runs the stream workers at once (one process each); their JSON results."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    running = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for c in commands
+    ]
+    results = []
+    for process in running:
+        out, err = process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"input stream worker failed:\n{err[-2000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def measure_memory(
+    config_name: str = "paper", rows: int = 256, factor: int = 10, batch: int = 8, steps: int = 48
+) -> dict[str, Any]:
+    """Peak RSS of a process streaming `steps` batches (`batch` rows per stream) from data sets of
+    `rows` and `factor * rows` rows at `config_name`'s shapes; the ratio should stay near 1."""
+    with tempfile.TemporaryDirectory(prefix="shr-input-memory-") as scratch:
+        sizes, peaks, per_row = [rows, factor * rows], [], []
+        for n in sizes:
+            folder, bytes_per_row = write_rows(scratch, config_name, n)
+            peaks.append(_launch([_command(folder, batch, steps, workers=2)])[0]["peak_rss_bytes"])
+            per_row.append(bytes_per_row)
+        world_bytes_per_row = write_rows(scratch, "world", 64)[1]
+    return {
+        "config": config_name,
+        "rows": sizes,
+        "peak_rss_bytes": peaks,
+        "rss_ratio": peaks[1] / peaks[0],
+        "rows_ratio": factor,
+        "data_set_bytes": [int(n * b) for n, b in zip(sizes, per_row, strict=True)],
+        "bytes_per_row": {config_name: per_row[0], "world": world_bytes_per_row},
+        "batch_per_stream": batch,
+        "steps": steps,
+    }
+
+
+def measure_throughput(
+    config_name: str = "paper", rows: int = 512, batch: int = 8, steps: int = 64
+) -> dict[str, Any]:
+    """Examples/s of the training stream at `config_name`'s shapes with every core busy (one process
+    per core, each the host of its share of every global batch, as on a multi-host job), per core, and
+    the cores one H200 at TARGET_MFU of its bf16 peak would need (PAPER_FLOPS_PER_EXAMPLE)."""
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="shr-input-rate-") as scratch:
+        folder, bytes_per_row = write_rows(scratch, config_name, rows)
+        global_batch = batch * cores
+        runs = _launch(
+            [_command(folder, global_batch, steps, 1, host, cores) for host in range(cores)]
+        )
+    rate = sum(run["examples_per_s"] for run in runs)
+    per_core = rate / cores
+    needed = TARGET_MFU * H200_BF16_FLOPS / PAPER_FLOPS_PER_EXAMPLE
+    return {
+        "config": config_name,
+        "cores": cores,
+        "examples_per_s": rate,
+        "examples_per_s_per_core": per_core,
+        "bytes_per_row": bytes_per_row,
+        "input_bytes_per_s_per_core": per_core * bytes_per_row,
+        "h200_examples_per_s": needed,
+        "cores_per_h200": needed / per_core,
+        "derivation": (
+            f"{TARGET_MFU:.0%} x {H200_BF16_FLOPS / 1e12:.0f} TFLOP/s / "
+            f"{PAPER_FLOPS_PER_EXAMPLE / 1e9:.2f} GFLOP per example = {needed:,.0f} examples/s; "
+            f"/ {per_core:,.0f} examples/s per core = {needed / per_core:.1f} cores"
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--host", type=int, default=0)
+    parser.add_argument("--hosts", type=int, default=1)
+    args = parser.parse_args()
+    result = _stream(
+        args.data_dir, args.batch, args.steps, args.workers, args.warmup, args.host, args.hosts
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
