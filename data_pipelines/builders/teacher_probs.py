@@ -3,7 +3,7 @@
 A data set is built once, before any teacher exists; the teacher's class probabilities for its images are
 written afterwards to <dataset_dir>/teacher_probs/<split>.npz (arrays "ids" and "probs", no pickle) and
 joined by id when the data set is read (input_pipeline). Rewriting the file replaces the teacher; the
-TFRecords are never touched.
+stored rows are never touched.
 """
 
 from __future__ import annotations
