@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 
 from absl import logging
+
+from data_pipelines import paths
 
 SKIP_REPORT_FILE = "skipped.json"
 # Reasons a row is skipped; the keys of the report.
@@ -109,12 +110,12 @@ class SkipReport:
                 c["padded"],
                 c["seconds_added"] / max(c["padded"], 1),
             )
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, SKIP_REPORT_FILE), "w", encoding="utf-8") as f:
-            json.dump(self.as_dict(), f, indent=2, sort_keys=True)
+        directory = paths.as_path(folder)
+        directory.mkdir(parents=True, exist_ok=True)
+        report = json.dumps(self.as_dict(), indent=2, sort_keys=True)
+        (directory / SKIP_REPORT_FILE).write_text(report, encoding="utf-8")
 
 
 def read_skip_report(dataset_dir: str) -> dict:
     """The report written beside a built data set: {"kept", "skipped", "total_skipped", "examples"}."""
-    with open(os.path.join(dataset_dir, SKIP_REPORT_FILE), encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads((paths.as_path(dataset_dir) / SKIP_REPORT_FILE).read_text(encoding="utf-8"))
