@@ -1,7 +1,7 @@
 """Remote paths on real GCS API calls (tests/fake_gcs.py, offline): a run whose data_dir, teacher and
-workdir are gs:// trains, checkpoints, and resumes from its gs:// config and checkpoint; word vectors and
-torchvision weights load from gs://; the workdir lock of an object store refuses a second run and is
-taken over only from a holder that is gone."""
+workdir are gs:// trains, checkpoints, and resumes from its gs:// config and checkpoint; evaluation
+tables land on gs://; word vectors and torchvision weights load from gs://; the workdir lock of an
+object store refuses a second run and is taken over only from a holder that is gone."""
 
 import json
 import logging
@@ -16,6 +16,8 @@ from etils import epath
 
 from alignment import parallel
 from data_pipelines import paths, text
+from experiments.evaluation.retrieval import DIRECTIONS
+from experiments.reports import tables
 from experiments.runtime import checkpointing, restore, run_config, workdir_lock
 from experiments.training import students, teacher_import
 from tests import fake_gcs, helpers
@@ -74,6 +76,19 @@ def test_a_gcs_run_trains_checkpoints_and_resumes(tiny_world, gcs, caplog):
     assert [row["step"] for row in rows if "loss" in row] == [5, 10]
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
     assert not (run / workdir_lock.LOCK_FILE).exists()
+
+
+def test_evaluation_tables_and_plot_are_written_to_gcs(gcs):
+    scores = {"median_rank": 7.0, "recall@1": 0.1, "recall@5": 0.3, "recall@10": 0.5}
+    directions = [f"{a}->{b}" for a, b in DIRECTIONS]
+    retrieval = {key: dict(scores) for key in directions}
+    results = {"Both": {"retrieval": retrieval, "chunk": 1000, "num_pairs": 5000, "transfer": None}}
+    markdown = tables.write_report(results, f"{gcs}/eval")
+    out = epath.Path(f"{gcs}/eval")
+    assert (out / tables.TABLES_FILE).read_text() == markdown
+    written = json.loads((out / tables.RESULTS_FILE).read_text())
+    assert written["Both"]["retrieval"][directions[0]]["median_rank"] == 7.0
+    assert (out / tables.PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_word_vectors_round_trip_through_gcs(gcs):

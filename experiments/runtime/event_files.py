@@ -1,4 +1,4 @@
-"""TensorBoard event files on a remote filesystem (gs://, s3://, az://), written through epath.
+"""TensorBoard event files on gs://, written through epath like every other file of a run.
 
 tensorboardX writes local files itself, but its own gs:// writer uploads once more when it is garbage
 collected, after close: at the exit of every run, retried for minutes if the store is unreachable by
@@ -14,7 +14,7 @@ from tensorboardX import record_writer
 
 from data_pipelines import paths
 
-SCHEMES = ("gs", "s3", "az")
+SCHEMES = ("gs",)
 
 
 class _RemoteEventFile:
