@@ -30,7 +30,7 @@ from etils import epath
 
 from alignment.streams import STREAMS, stream_features, stream_flags
 from data_pipelines import augment as augmentation
-from data_pipelines import records
+from data_pipelines import paths, records
 from data_pipelines.builders import teacher_probs as teacher
 
 MODALITY_FLAGS = ("has_image", "has_sound", "has_text")
@@ -51,7 +51,7 @@ def dataset_dir(source: Source) -> str:
 
 
 def modality_index_path(builder: tfds.core.DatasetBuilder, split: str) -> epath.Path:
-    return epath.Path(builder.data_dir) / MODALITY_INDEX_DIR / f"{split}.npy"
+    return paths.as_path(builder.data_dir) / MODALITY_INDEX_DIR / f"{split}.npy"
 
 
 def write_modality_index(builder: tfds.core.DatasetBuilder) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
 
+from data_pipelines import paths
+
 ACCEPTED_FORMATS = "word2vec text format (.txt/.vec) or word2vec binary format (.bin)"
 _PICKLE_SUFFIXES = (".model", ".kv", ".pkl", ".pickle", ".npy", ".npz")
 
@@ -102,16 +104,18 @@ def center_and_normalize(vectors: KeyedVectors) -> KeyedVectors:
 
 
 def _looks_pickled(path: str) -> bool:
-    with open(path, "rb") as f:
+    with paths.as_path(path).open("rb") as f:
         head = f.read(2)
     # Pickle protocols 2-5 start with PROTO (0x80) then the protocol number.
     return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def load_word_vectors(path: str | os.PathLike) -> KeyedVectors:
-    """Loads word2vec vectors (text or binary format). Refuses pickle-based files with a ValueError."""
+    """Loads word2vec vectors (text or binary format) from a local path or a URI (gs://...; copied to a
+    local temporary file first, as gensim reads local files). Refuses pickle-based files with a
+    ValueError."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not paths.as_path(path).is_file():
         raise ValueError(f"word vector file not found: {path}")
     if path.endswith(_PICKLE_SUFFIXES) or _looks_pickled(path):
         raise ValueError(
@@ -121,21 +125,24 @@ def load_word_vectors(path: str | os.PathLike) -> KeyedVectors:
         )
     order = (True, False) if path.endswith(".bin") else (False, True)
     errors = []
-    for binary in order:
-        try:
-            vectors = KeyedVectors.load_word2vec_format(path, binary=binary)
-        except (ValueError, UnicodeDecodeError, EOFError, IndexError) as err:
-            errors.append(f"{'binary' if binary else 'text'}: {err}")
-            continue
-        if len(vectors) == 0:
-            raise ValueError(f"word vector file {path} holds no words")
-        return vectors
+    with paths.local_copy(path) as local:
+        for binary in order:
+            try:
+                vectors = KeyedVectors.load_word2vec_format(local, binary=binary)
+            except (ValueError, UnicodeDecodeError, EOFError, IndexError) as err:
+                errors.append(f"{'binary' if binary else 'text'}: {err}")
+                continue
+            if len(vectors) == 0:
+                raise ValueError(f"word vector file {path} holds no words")
+            return vectors
     raise ValueError(f"cannot read {path} as {ACCEPTED_FORMATS} ({'; '.join(errors)})")
 
 
 def save_word_vectors(vectors: KeyedVectors, path: str | os.PathLike, binary: bool = False) -> None:
-    """Writes vectors in word2vec format (text by default: portable and diff-able)."""
-    vectors.save_word2vec_format(os.fspath(path), binary=binary)
+    """Writes vectors in word2vec format (text by default: portable and diff-able) to a local path or
+    a URI."""
+    with paths.local_output(path) as local:
+        vectors.save_word2vec_format(local, binary=binary)
 
 
 def embed_sentence(

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from gensim.models import KeyedVectors
 
-from data_pipelines import audio, text, vision
+from data_pipelines import audio, paths, text, vision
 from data_pipelines.builders.skips import RowError
 
 WORD_VECTORS_FILE = "word_vectors.txt"
@@ -201,13 +201,13 @@ class ExampleEncoder:
 
 def save_word_vectors(dataset_dir: str, vectors: KeyedVectors) -> None:
     """Stores the vectors used to embed captions beside the data set (word2vec text format)."""
-    os.makedirs(dataset_dir, exist_ok=True)
+    paths.as_path(dataset_dir).mkdir(parents=True, exist_ok=True)
     text.save_word_vectors(vectors, word_vectors_file(dataset_dir))
 
 
 def word_vectors_file(dataset_dir: str) -> str:
     """Where save_word_vectors puts a data set's vectors."""
-    return os.path.join(dataset_dir, WORD_VECTORS_FILE)
+    return os.fspath(paths.as_path(dataset_dir) / WORD_VECTORS_FILE)
 
 
 def load_dataset_word_vectors(dataset_dir: str) -> KeyedVectors:
@@ -217,11 +217,12 @@ def load_dataset_word_vectors(dataset_dir: str) -> KeyedVectors:
 
 def save_label_names(dataset_dir: str, labels: list[str], fine_labels: list[str]) -> None:
     """label_names.json: {"labels": names indexed by label, "fine_labels": names indexed by fine_label}."""
-    os.makedirs(dataset_dir, exist_ok=True)
-    with open(os.path.join(dataset_dir, LABEL_NAMES_FILE), "w", encoding="utf-8") as f:
-        json.dump({"labels": list(labels), "fine_labels": list(fine_labels)}, f, indent=1)
+    directory = paths.as_path(dataset_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    names = {"labels": list(labels), "fine_labels": list(fine_labels)}
+    (directory / LABEL_NAMES_FILE).write_text(json.dumps(names, indent=1), encoding="utf-8")
 
 
 def load_label_names(dataset_dir: str) -> dict[str, list[str]]:
-    with open(os.path.join(dataset_dir, LABEL_NAMES_FILE), encoding="utf-8") as f:
-        return json.load(f)
+    """label_names.json of a built data set; FileNotFoundError when it has none."""
+    return json.loads((paths.as_path(dataset_dir) / LABEL_NAMES_FILE).read_text(encoding="utf-8"))

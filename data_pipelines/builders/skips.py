@@ -12,11 +12,12 @@ import collections
 import dataclasses
 import heapq
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 from absl import logging
+
+from data_pipelines import paths
 
 SKIP_REPORT_FILE = "skipped.json"
 # Reasons a row is skipped; the keys of the report.
@@ -218,13 +219,14 @@ class SkipReport:
                 s["padded"],
                 s["seconds_added"] / max(s["padded"], 1),
             )
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, SKIP_REPORT_FILE), "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, sort_keys=True)
+        directory = paths.as_path(folder)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / SKIP_REPORT_FILE).write_text(
+            json.dumps(report, indent=2, sort_keys=True), encoding="utf-8"
+        )
 
 
 def read_skip_report(dataset_dir: str) -> dict:
     """The report written beside a built data set: {"kept", "skipped", "total_skipped", "examples",
     "sounds"}."""
-    with open(os.path.join(dataset_dir, SKIP_REPORT_FILE), encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads((paths.as_path(dataset_dir) / SKIP_REPORT_FILE).read_text(encoding="utf-8"))

@@ -8,15 +8,23 @@ stored rows are never touched.
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
+
+from data_pipelines import paths
 
 TEACHER_DIR = "teacher_probs"
 
 
 def teacher_probs_path(dataset_dir: str, split: str) -> str:
-    return os.path.join(dataset_dir, TEACHER_DIR, f"{split}.npz")
+    """<dataset_dir>/teacher_probs/<split>.npz (dataset_dir local or a URI)."""
+    return os.fspath(paths.as_path(dataset_dir) / TEACHER_DIR / f"{split}.npz")
+
+
+def has_teacher_probs(dataset_dir: str, split: str) -> bool:
+    return paths.as_path(teacher_probs_path(dataset_dir, split)).is_file()
 
 
 def save_teacher_probs(dataset_dir: str, split: str, ids: np.ndarray, probs: np.ndarray) -> str:
@@ -33,20 +41,23 @@ def save_teacher_probs(dataset_dir: str, split: str, ids: np.ndarray, probs: np.
         raise ValueError("probs must be finite and non-negative")
     if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
         raise ValueError("each row of probs must sum to 1")
-    path = teacher_probs_path(dataset_dir, split)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = path + ".partial.npz"
-    np.savez(partial, ids=ids, probs=probs)
-    os.replace(partial, path)
-    return path
+    path = paths.as_path(teacher_probs_path(dataset_dir, split))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, ids=ids, probs=probs)
+    # Written whole, then renamed: a reader never sees half a file.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(buffer.getvalue())
+    partial.replace(path)
+    return os.fspath(path)
 
 
 def load_teacher_probs(dataset_dir: str, split: str) -> dict[str, np.ndarray] | None:
     """{id: float32 [C]} for a split, or None when no teacher probabilities were saved."""
-    path = teacher_probs_path(dataset_dir, split)
-    if not os.path.isfile(path):
+    path = paths.as_path(teacher_probs_path(dataset_dir, split))
+    if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as data:
+    with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as data:
         return dict(zip(data["ids"].tolist(), data["probs"], strict=True))
 
 

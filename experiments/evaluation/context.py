@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,7 +85,7 @@ class EvalContext:
         self.config = datasets.resolve_config(config, builder)
         self.builder = builder
         self.workdir = workdir
-        self.out_dir = out_dir or os.path.join(workdir or ".", restore.EVAL_SUBDIR)
+        self.out_dir = out_dir or restore.subdir(workdir or ".", restore.EVAL_SUBDIR)
         self.splits = splits or SplitCache(builder)
         self.mesh = mesh or parallel.make_mesh()
         self._student: Student | None = None

@@ -3,11 +3,10 @@ a shuffled-label null, and a grid of the items that activate the most selective 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from alignment import units
+from data_pipelines import paths
 from experiments.evaluation.context import EvalContext, labeled_rows
 from experiments.evaluation.retrieval import method_name
 from experiments.evaluation.rows import RESULTS, Row
@@ -45,8 +44,10 @@ def evaluate(context: EvalContext) -> list[Row]:
         num_items=min(4, k),
         unit_titles=[f"unit {u}: {names[concepts[u]]} ({scores[u]:.2f})" for u in top],
     )
-    os.makedirs(context.out_dir, exist_ok=True)
-    figure.savefig(os.path.join(context.out_dir, UNIT_GRID_FILE), dpi=90)
+    out_dir = paths.as_path(context.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / UNIT_GRID_FILE).open("wb") as f:
+        figure.savefig(f, format="png", dpi=90)
     fields = {
         "layer": UNIT_LAYER,
         "k": k,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from data_pipelines import paths
 from experiments.reports.tables import json_safe
 
 BENCHMARK_SUBDIR = "benchmarks"
@@ -93,13 +93,12 @@ def benchmark_markdown(result: Mapping[str, Any]) -> str:
 
 
 def write_benchmark(result: Mapping[str, Any], workdir: str) -> tuple[str, str]:
-    """Writes <workdir>/benchmarks/NAME.json and NAME.md; returns (json path, markdown)."""
-    directory = os.path.join(workdir, BENCHMARK_SUBDIR)
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"{result['benchmark']}.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(json_safe(result), f, indent=1)
+    """Writes <workdir>/benchmarks/NAME.json and NAME.md (workdir local or a URI); returns (json path,
+    markdown)."""
+    directory = paths.as_path(workdir) / BENCHMARK_SUBDIR
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{result['benchmark']}.json"
+    path.write_text(json.dumps(json_safe(result), indent=1), encoding="utf-8")
     markdown = benchmark_markdown(result)
-    with open(os.path.join(directory, f"{result['benchmark']}.md"), "w", encoding="utf-8") as f:
-        f.write(markdown)
-    return path, markdown
+    (directory / f"{result['benchmark']}.md").write_text(markdown, encoding="utf-8")
+    return str(path), markdown

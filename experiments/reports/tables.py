@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
+from data_pipelines import paths
 from experiments.evaluation.raw_probes import RAW_INPUT
 from experiments.evaluation.retrieval import (
     DIRECTIONS,
@@ -277,11 +277,12 @@ def write_tables(
     raw_probes: Mapping[str, Any] | None = None,
 ) -> str:
     """Writes <out_dir>/tables.md (Tables 1-3, raw-input probes if given, recall@k, hidden units) and
-    returns its markdown. raw_probes is the dict of experiments.raw_probe.raw_input_probes."""
+    returns its markdown. raw_probes is the dict of experiments.raw_probe.raw_input_probes. out_dir is
+    a local folder or a URI (gs://...), as for every writer here."""
     markdown = tables_markdown(results_by_row, raw_probes)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, TABLES_FILE), "w", encoding="utf-8") as f:
-        f.write(markdown)
+    directory = paths.as_path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / TABLES_FILE).write_text(markdown, encoding="utf-8")
     return markdown
 
 
@@ -305,7 +306,8 @@ def plot_median_ranks(results_by_row: Mapping[str, Any], path: str) -> None:
     ax.set_ylabel("median rank (lower is better)")
     ax.legend(fontsize=7, ncols=2)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with paths.as_path(path).open("wb") as f:
+        figure.savefig(f, format="png", dpi=100)
 
 
 def json_safe(value: Any) -> Any:
@@ -327,13 +329,13 @@ def write_report(
 ) -> str:
     """Writes results.json (and raw_probes.json if given), tables.md and median_ranks.png into out_dir;
     returns the markdown."""
-    os.makedirs(out_dir, exist_ok=True)
+    directory = paths.as_path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
     written = {RESULTS_FILE: results_by_row, RAW_PROBES_FILE: raw_probes}
     for name, value in written.items():
         if value is not None:
-            with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
-                json.dump(json_safe(value), f, indent=1)
-    plot_median_ranks(results_by_row, os.path.join(out_dir, PLOT_FILE))
+            (directory / name).write_text(json.dumps(json_safe(value), indent=1), encoding="utf-8")
+    plot_median_ranks(results_by_row, str(directory / PLOT_FILE))
     return write_tables(results_by_row, out_dir, raw_probes)
 
 

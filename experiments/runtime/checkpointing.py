@@ -1,12 +1,12 @@
 """orbax checkpoints of a TrainState plus JSON metadata (config, data position), restorable anywhere.
 
 Saves are asynchronous and atomic: orbax writes into a temporary directory and renames it on success, so
-an interrupted save is never listed as a step and `latest_step` always names a complete checkpoint.
+an interrupted save is never listed as a step and `latest_step` always names a complete checkpoint (on
+gs://, where there is no rename, orbax marks a complete step with a commit_success.txt file instead).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -14,8 +14,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from data_pipelines import paths
+
 STATE = "state"
 META = "meta"
+# orbax writes arrays with tensorstore, which it points at a local folder or, for these, at GCS.
+REMOTE_SCHEMES = ("gs://",)
 
 
 class CheckpointMismatchError(ValueError):
@@ -23,15 +27,19 @@ class CheckpointMismatchError(ValueError):
 
 
 def make_manager(directory: str, keep: int = 3, async_save: bool = True) -> ocp.CheckpointManager:
-    """A CheckpointManager over `directory` keeping the last `keep` complete steps."""
+    """A CheckpointManager over `directory` (a local folder, made absolute as orbax needs, or a gs://
+    URI, kept as it is) keeping the last `keep` complete steps."""
+    if paths.is_remote(directory) and not directory.startswith(REMOTE_SCHEMES):
+        raise ValueError(
+            f"checkpoints cannot be written to {directory}: orbax stores them on a local disk or gs:// "
+            "only; use one of those for --workdir (or config.teacher.path)"
+        )
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save
     )
     # Named handlers let a fresh manager read an existing checkpoint's metadata (the shape check).
     handlers = {STATE: ocp.StandardCheckpointHandler(), META: ocp.JsonCheckpointHandler()}
-    return ocp.CheckpointManager(
-        os.path.abspath(directory), options=options, item_handlers=handlers
-    )
+    return ocp.CheckpointManager(paths.as_path(directory), options=options, item_handlers=handlers)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:

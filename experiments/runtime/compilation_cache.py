@@ -16,6 +16,8 @@ from collections.abc import Mapping
 import jax
 from absl import logging
 
+from data_pipelines import paths
+
 DISABLED = "none"
 DIR_ENV = "JAX_COMPILATION_CACHE_DIR"
 MIN_COMPILE_TIME_ENV = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
@@ -43,10 +45,8 @@ def cache_dir(setting: str, environ: Mapping[str, str] = os.environ) -> str | No
         return None
     if not setting:
         return default_dir(environ)
-    if "://" in setting:
-        return setting
     # Relative paths are taken from the current directory, as every path of a config is.
-    return os.path.abspath(os.path.expanduser(setting))
+    return os.fspath(paths.as_path(os.path.expanduser(setting)))
 
 
 def setup(setting: str) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 import tensorflow_datasets as tfds
 from absl import logging
 
-from data_pipelines import input_pipeline
+from data_pipelines import input_pipeline, paths
 from data_pipelines.builders.base import STORAGE_FORMAT
 from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
 from data_pipelines.builders.features import FeatureSpec, load_label_names
@@ -73,6 +73,7 @@ def make_builder(data_cfg: Any, beam: bool = False) -> tfds.core.DatasetBuilder:
         )
         cls: Any = WorldDataset
     elif kind in ("manifest", "video_folder", "coco"):
+        paths.require_local(data_cfg.source, "config.data.source")
         if not data_cfg.source or not os.path.isdir(data_cfg.source):
             raise FileNotFoundError(
                 f"config.data.source={data_cfg.source!r} is not a folder: set "
@@ -131,7 +132,8 @@ def build(data_cfg: Any, beam_options: str = "") -> tfds.core.DatasetBuilder:
 
 
 def is_built(builder: tfds.core.DatasetBuilder) -> bool:
-    return os.path.isfile(os.path.join(builder.data_dir, "dataset_info.json"))
+    """Whether the data set is complete in its data_dir (a local folder or a URI)."""
+    return (paths.as_path(builder.data_dir) / "dataset_info.json").is_file()
 
 
 def open_built(data_cfg: Any) -> tfds.core.DatasetBuilder:

@@ -17,6 +17,10 @@ from typing import Any
 
 import jax
 from absl import logging
+from etils import epath
+
+from data_pipelines import paths
+from experiments.runtime import event_files
 
 # Source folders whose INFO lines show by default.
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -87,18 +91,20 @@ class Progress:
 class ScalarWriter:
     """TensorBoard event files and a metrics.jsonl (for plots) in `logdir`, on process 0 only.
 
-    A run resumed at step s drops the metrics.jsonl rows after s (steps it repeats), so the file holds
-    each step once.
+    `logdir` is a local folder or a URI (gs://...; the event files then go through event_files). A run
+    resumed at step s drops the metrics.jsonl rows after s (steps it repeats), so the file holds each
+    step once.
     """
 
     def __init__(self, logdir: str, resumed_step: int = 0):
         self._writer = None
-        self._jsonl = os.path.join(logdir, METRICS_FILE)
+        self._jsonl = paths.as_path(logdir) / METRICS_FILE
         if jax.process_index() == 0:
             from tensorboardX import SummaryWriter
 
+            event_files.register()
             _drop_rows_after(self._jsonl, resumed_step)
-            self._writer = SummaryWriter(logdir)
+            self._writer = SummaryWriter(os.fspath(paths.as_path(logdir)))
 
     def write_config(self, config: Any, metrics: tuple[str, ...] = ()) -> None:
         """The run's config as text and as hyperparameters (TensorBoard's HPARAMS tab), the latter
@@ -119,7 +125,8 @@ class ScalarWriter:
         for name, value in scalars.items():
             self._writer.add_scalar(name, float(value), step)
         self._writer.flush()
-        with open(self._jsonl, "a") as f:
+        # On gs:// an append re-uploads the whole object; the file gains one short row per log step.
+        with self._jsonl.open("a") as f:
             f.write(json.dumps({"step": step, **{k: float(v) for k, v in scalars.items()}}) + "\n")
 
     def close(self) -> None:
@@ -130,15 +137,13 @@ class ScalarWriter:
 METRICS_FILE = "metrics.jsonl"
 
 
-def _drop_rows_after(path: str, step: int) -> None:
-    if not os.path.isfile(path):
+def _drop_rows_after(path: epath.Path, step: int) -> None:
+    if not path.is_file():
         return
-    with open(path, encoding="utf-8") as f:
-        lines = f.readlines()
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
     if len(kept) != len(lines):
-        with open(path, "w", encoding="utf-8") as f:
-            f.writelines(kept)
+        path.write_text("".join(kept), encoding="utf-8")
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -10,7 +10,6 @@ and the teacher, each restored through checkpointing.restore onto any mesh.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -19,6 +18,7 @@ from jax.sharding import Mesh
 
 from alignment.models import Teacher, TriModalNet, create_model, create_teacher, init_params
 from alignment.train_state import TrainState
+from data_pipelines import paths
 from experiments.runtime import checkpointing
 from experiments.runtime.optimizer import make_optimizer
 
@@ -57,10 +57,15 @@ def student_dir(config: Any, workdir: str) -> str:
         raise ValueError(
             f"config.eval_checkpoint={config.eval_checkpoint!r}: expected best or latest"
         )
-    best = os.path.join(workdir, BEST_SUBDIR)
-    if config.eval_checkpoint == "best" and os.path.isdir(best) and os.listdir(best):
-        return best
-    return os.path.join(workdir, CHECKPOINT_SUBDIR)
+    best = paths.as_path(workdir) / BEST_SUBDIR
+    if config.eval_checkpoint == "best" and best.is_dir() and any(best.iterdir()):
+        return str(best)
+    return subdir(workdir, CHECKPOINT_SUBDIR)
+
+
+def subdir(workdir: str, name: str) -> str:
+    """<workdir>/<name> for a local workdir or a URI (gs://bucket/run/<name>)."""
+    return str(paths.as_path(workdir) / name)
 
 
 def restore_student(
@@ -70,7 +75,7 @@ def restore_student(
     student_dir), at `step` (default: its latest)."""
     model, abstract = student_abstract_state(config)
     directory = directory or student_dir(config, workdir)
-    if not os.path.isdir(directory):
+    if not paths.as_path(directory).is_dir():
         raise FileNotFoundError(
             f"no checkpoints in {directory}: train first with `python -m experiments.train "
             f"--config=<config> --workdir={workdir}`"
@@ -85,13 +90,13 @@ def teacher_dir(config: Any, workdir: str | None) -> str:
         return config.teacher.path
     if workdir is None:
         return config.teacher.path
-    return os.path.join(workdir, TEACHER_SUBDIR)
+    return subdir(workdir, TEACHER_SUBDIR)
 
 
 def restore_teacher(config: Any, directory: str, mesh: Mesh) -> tuple[Teacher, Any]:
     """The teacher module of config.teacher and its parameters from `directory`, replicated on `mesh`."""
     teacher = create_teacher(config.teacher)
-    if not directory or not os.path.isdir(directory):
+    if not directory or not paths.as_path(directory).is_dir():
         raise FileNotFoundError(
             f"no teacher checkpoint at {directory}: train one with `python -m experiments.train_teacher "
             "--config=<config> --workdir=<workdir>` or set --config.teacher.path"

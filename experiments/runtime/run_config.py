@@ -18,7 +18,9 @@ from typing import Any
 import jax
 import ml_collections
 from absl import logging
+from etils import epath
 
+from data_pipelines import paths
 from experiments import configs
 
 CONFIG_FILE = "config.json"
@@ -30,12 +32,12 @@ class SavedConfig:
     source: str | None  # the recorded config file (a packaged config's name, or a path)
 
 
-def _path(workdir: str) -> str:
-    return os.path.join(workdir, CONFIG_FILE)
+def _path(workdir: str) -> epath.Path:
+    return paths.as_path(workdir) / CONFIG_FILE
 
 
 def has_saved(workdir: str) -> bool:
-    return os.path.isfile(_path(workdir))
+    return _path(workdir).is_file()
 
 
 def _source_name(config_file: str) -> str:
@@ -51,24 +53,21 @@ def save(workdir: str, config: ml_collections.ConfigDict, config_file: str | Non
     """Writes <workdir>/config.json: {"config_file": name or path, "config": every value} (process 0)."""
     if jax.process_index() != 0:
         return
-    os.makedirs(workdir, exist_ok=True)
+    paths.as_path(workdir).mkdir(parents=True, exist_ok=True)
     record = {
         "config_file": _source_name(config_file) if config_file else None,
         "config": json.loads(config.to_json_best_effort()),
     }
-    with open(_path(workdir), "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
+    _path(workdir).write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 def saved_source(workdir: str) -> str | None:
-    with open(_path(workdir), encoding="utf-8") as f:
-        return json.load(f)["config_file"]
+    return json.loads(_path(workdir).read_text(encoding="utf-8"))["config_file"]
 
 
 def load(workdir: str, overrides: Mapping[str, Any] | None = None) -> SavedConfig:
     """The config saved in `workdir`, with `overrides` ({"a.b": value}) applied on top, locked."""
-    with open(_path(workdir), encoding="utf-8") as f:
-        record = json.load(f)
+    record = json.loads(_path(workdir).read_text(encoding="utf-8"))
     source = record["config_file"]
     base = _load_file(configs.config_path(source)) if source else None
     if base is None:

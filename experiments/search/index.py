@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from alignment.streams import MODALITIES
-from data_pipelines import audio, text, vision
+from data_pipelines import audio, paths, text, vision
 from data_pipelines.builders.features import WORD_VECTORS_FILE, load_dataset_word_vectors
 from experiments.evaluation.context import EvalContext
 from experiments.runtime import datasets
@@ -136,8 +136,11 @@ class SearchIndex:
             arrays[f"{modality}_labels"] = self.test["label"][rows].astype(np.int64)
             if modality == "text":
                 arrays["text_captions"] = self.test["caption"][rows].astype(str)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        np.savez(path, **arrays)
+        # np.savez given a name without the suffix writes "<path>.npz": the same for every kind of path.
+        target = paths.as_path(path if path.endswith(".npz") else f"{path}.npz")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as f:
+            np.savez(f, **arrays)
 
     def _label(self, label: int) -> str:
         return self.names[label] if 0 <= label < len(self.names) else ""

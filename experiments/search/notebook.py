@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from alignment import parallel
+from data_pipelines import paths
 from data_pipelines.world import World
 from experiments import configs
 from experiments.evaluation import retrieval, suite
@@ -59,7 +60,8 @@ def quiet_logs() -> None:
 
 
 def _resolve(path: str, root: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(root, path)
+    """A relative local path taken from `root`; an absolute path or a URI (gs://...) as given."""
+    return path if os.path.isabs(path) or paths.is_remote(path) else os.path.join(root, path)
 
 
 def load_config(path: str, root: str | None = None) -> Any:
@@ -95,8 +97,8 @@ class DemoRun:
 
 
 def _has_checkpoint(workdir: str) -> bool:
-    directory = os.path.join(workdir, restore.CHECKPOINT_SUBDIR)
-    if not os.path.isdir(directory):
+    directory = restore.subdir(workdir, restore.CHECKPOINT_SUBDIR)
+    if not paths.as_path(directory).is_dir():
         return False
     manager = checkpointing.make_manager(directory, async_save=False)
     try:

@@ -15,7 +15,7 @@ from alignment import parallel, streams
 from alignment.models import create_model
 from alignment.train_state import TrainState
 from data_pipelines import augment, input_pipeline
-from data_pipelines.builders.teacher_probs import teacher_probs_path
+from data_pipelines.builders.teacher_probs import has_teacher_probs
 from experiments.evaluation import suite, validation
 from experiments.evaluation.context import EvalContext
 from experiments.runtime import checkpointing, datasets, preemption, restore, run_config
@@ -119,7 +119,7 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
         )
 
     manager = checkpointing.make_manager(
-        os.path.join(workdir, restore.CHECKPOINT_SUBDIR), keep=config.keep_checkpoints
+        restore.subdir(workdir, restore.CHECKPOINT_SUBDIR), keep=config.keep_checkpoints
     )
     abstract = restore.abstract_train_state(model, optimizer)
     latest = manager.latest_step()
@@ -139,7 +139,7 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
         return state
     # Model selection needs held-out rows: on the test split it would pick the checkpoint by the test.
     selects = config.eval_every and "validation" in builder.info.splits
-    best = _BestCheckpoint(os.path.join(workdir, restore.BEST_SUBDIR)) if selects else None
+    best = _BestCheckpoint(restore.subdir(workdir, restore.BEST_SUBDIR)) if selects else None
     if config.eval_every and not selects:
         logging.info(
             "train: no validation split: validating on test rows, keeping no best checkpoint"
@@ -278,6 +278,6 @@ def _vision_from_teacher(config: Any, workdir: str, state: TrainState, mesh) -> 
 
 
 def _has_teacher_probs(builder) -> bool:
-    return "teacher_probs" in builder.info.features or os.path.isfile(
-        teacher_probs_path(os.fspath(builder.data_dir), "train")
+    return "teacher_probs" in builder.info.features or has_teacher_probs(
+        os.fspath(builder.data_dir), "train"
     )

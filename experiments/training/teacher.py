@@ -15,7 +15,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from alignment import parallel
 from alignment.models import Teacher, create_teacher
-from data_pipelines import input_pipeline
+from data_pipelines import input_pipeline, paths
 from data_pipelines.builders.teacher_probs import save_teacher_probs
 from experiments.runtime import datasets, restore
 from experiments.runtime.datasets import NO_LABELS
@@ -193,7 +193,7 @@ def run_teacher(config: Any, workdir: str) -> tuple[Teacher, Any]:
         module = create_teacher(config.teacher)
         params = jax.device_put(teacher_import.convert_alexnet(state), parallel.replicated(mesh))
         restore.save_teacher(
-            directory, params, {"imported_from": os.path.abspath(config.teacher.path)}
+            directory, params, {"imported_from": os.fspath(paths.as_path(config.teacher.path))}
         )
     elif source == "checkpoint":
         module, params = restore.restore_teacher(config, directory, mesh)

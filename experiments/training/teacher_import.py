@@ -13,13 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from data_pipelines import paths
+
 # torchvision alexnet().features indices of conv1..conv5, classifier indices of fc6..fc8.
 CONV_INDICES = (0, 3, 6, 8, 10)
 FC_INDICES = (1, 4, 6)
 
 
 def load_state_dict(path: str) -> dict[str, np.ndarray]:
-    """A torchvision .pth state_dict as numpy arrays."""
+    """A torchvision .pth state_dict (a local file or a URI such as gs://...) as numpy arrays."""
     try:
         import torch
     except ImportError as err:
@@ -27,7 +29,8 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
             "importing a torchvision teacher needs torch: pip install -r requirements-torch.txt"
         ) from err
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with paths.as_path(path).open("rb") as f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: (GLOBAL \S+)", str(err))
         detail = f" ({found.group(1)})" if found else ""
