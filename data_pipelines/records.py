@@ -14,6 +14,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_parser, file_adapters
 
+from data_pipelines import paths
+
 # Rows per read: bounds the raw records held at once (64 rows of the paper config's shapes: about 44 MB).
 _CHUNK = 64
 
@@ -29,6 +31,12 @@ class Records:
     """
 
     def __init__(self, builder: tfds.core.DatasetBuilder, split: str):
+        if paths.is_remote(builder.data_dir):
+            raise NotRandomAccessError(
+                f"the data set at {builder.data_dir} is on a remote filesystem: its rows are read by "
+                "index with local file calls, so copy it to a local disk or mount the bucket (gcsfuse) "
+                "and point config.data.data_dir there"
+            )
         file_format = builder.info.file_format
         if file_format not in file_adapters.FileFormat.with_random_access():
             raise NotRandomAccessError(
