@@ -29,6 +29,7 @@ setup(
         "tensorflow-cpu>=2.21",
         "tensorflow-datasets>=4.9.10",
         "apache-beam>=2.77",
+        "zstandard>=0.25",
         "importlib_resources",
         "librosa>=0.11",
         "soundfile",

@@ -1,8 +1,9 @@
 """Rows of a built data set read by index: the only reader of stored rows.
 
-Data sets are stored in ArrayRecord files, which TFDS reads by row index (`as_data_source`), so a
-reader holds no row it was not asked for: the memory a training stream needs depends on its batch, not on
-the size of the data set. Only the named features of a row are decoded (TFDS's numpy parser and
+Data sets are stored in ArrayRecord files, which TFDS reads by row index (`as_data_source`; a data set
+on a remote filesystem such as gs:// is read by byte ranges, data_pipelines.array_record_files), so a
+reader holds no row it was not asked for: the memory a training stream needs depends on its batch, not
+on the size of the data set. Only the named features of a row are decoded (TFDS's numpy parser and
 decoders restricted to them); row i is the split's i-th stored row, the order the builders wrote.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_parser, file_adapters
 
-from data_pipelines import paths
+from data_pipelines import array_record_files, paths
 
 # Rows per read: bounds the raw records held at once (64 rows of the paper config's shapes: about 44 MB).
 _CHUNK = 64
@@ -31,12 +32,6 @@ class Records:
     """
 
     def __init__(self, builder: tfds.core.DatasetBuilder, split: str):
-        if paths.is_remote(builder.data_dir):
-            raise NotRandomAccessError(
-                f"the data set at {builder.data_dir} is on a remote filesystem: its rows are read by "
-                "index with local file calls, so copy it to a local disk or mount the bucket (gcsfuse) "
-                "and point config.data.data_dir there"
-            )
         file_format = builder.info.file_format
         if file_format not in file_adapters.FileFormat.with_random_access():
             raise NotRandomAccessError(
@@ -46,9 +41,15 @@ class Records:
             )
         self._features = builder.info.features
         self._serialized = self._features.get_serialized_info()
-        self._source = builder.as_data_source(
-            split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
-        )
+        if paths.is_remote(builder.data_dir):
+            # The ArrayRecord library opens local files only: a bucket's files are read by byte ranges.
+            self._source = array_record_files.ArrayRecordSource(
+                builder.info.splits[split].file_instructions
+            )
+        else:
+            self._source = builder.as_data_source(
+                split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
+            )
         self._parsers: dict[tuple[str, ...], example_parser.ExampleParserNp] = {}
 
     def __len__(self) -> int:

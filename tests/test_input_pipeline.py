@@ -3,7 +3,6 @@ padding."""
 
 import itertools
 import shutil
-import types
 
 import numpy as np
 import pytest
@@ -167,9 +166,3 @@ def test_the_modality_index_written_at_build_is_what_the_rows_say(data_dir, tmp_
         for name in ip.MODALITY_FLAGS:
             np.testing.assert_array_equal(indexed[name], flags[name])
     assert ip.stream_sizes(copy) == {"image_sound": 24, "image_text": 20}
-
-
-def test_a_data_set_on_a_remote_filesystem_is_refused_in_one_line():
-    remote = types.SimpleNamespace(data_dir="gs://bucket/tfds/world_dataset/tiny/1.1.0")
-    with pytest.raises(ip.records.NotRandomAccessError, match="mount the bucket"):
-        ip.records.Records(remote, "train")

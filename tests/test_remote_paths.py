@@ -1,7 +1,6 @@
 """Remote paths on real GCS API calls (tests/fake_gcs.py, offline): a run whose teacher and workdir are
-gs:// trains, checkpoints, and resumes from its gs:// config and checkpoint (the data set it reads by
-row index stays on a local or mounted disk: ArrayRecord files are read with local file calls); evaluation
-tables land on gs://; word vectors and torchvision weights load from gs://; the workdir lock of an
+gs://, and whose data set is built into and read by row index from gs://, trains, checkpoints, and resumes from its
+gs:// config and checkpoint, reading the same rows as from a local disk; evaluation tables land on gs://; word vectors and torchvision weights load from gs://; the workdir lock of an
 object store refuses a second run and is taken over only from a holder that is gone."""
 
 import json
@@ -17,9 +16,10 @@ from etils import epath
 
 from alignment import parallel
 from data_pipelines import paths, text
+from experiments.configs import own_data
 from experiments.evaluation.retrieval import DIRECTIONS
 from experiments.reports import tables
-from experiments.runtime import checkpointing, restore, run_config, workdir_lock
+from experiments.runtime import checkpointing, datasets, restore, run_config, workdir_lock
 from experiments.training import students, teacher_import
 from tests import fake_gcs, helpers
 
@@ -46,13 +46,17 @@ def _upload(local: str, remote: str) -> None:
             target.write_bytes(epath.Path(source).read_bytes())
 
 
-def test_a_gcs_run_trains_checkpoints_and_resumes(tiny_world, gcs, caplog):
-    data_dir, teacher_dir = tiny_world
-    remote_teacher, workdir = f"{gcs}/teacher", f"{gcs}/run"
+def test_a_gcs_run_trains_checkpoints_and_resumes(tiny_world, gcs, caplog, tmp_path):
+    local_data, teacher_dir = tiny_world
+    data_dir, remote_teacher, workdir = f"{gcs}/data", f"{gcs}/teacher", f"{gcs}/run"
     mesh = parallel.make_mesh()
-    local = helpers.tiny_config(data_dir, teacher_dir)
+    local = helpers.tiny_config(local_data, teacher_dir)
     _, teacher_params = restore.restore_teacher(local, teacher_dir, mesh)
     restore.save_teacher(remote_teacher, teacher_params, {})
+    # Built into gs:// (through a local temporary folder: ArrayRecord writes local files).
+    built = datasets.build(helpers.tiny_config(data_dir, remote_teacher).data)
+    assert os.fspath(built.data_dir).startswith(f"{data_dir}/world_dataset/")
+    assert datasets.is_built(built)
 
     halting = helpers.tiny_config(data_dir, remote_teacher, **STEPS, halt_at_step=5)
     caplog.set_level(logging.INFO)
@@ -76,6 +80,11 @@ def test_a_gcs_run_trains_checkpoints_and_resumes(tiny_world, gcs, caplog):
     assert [row["step"] for row in rows if "loss" in row] == [5, 10]
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
     assert not (run / workdir_lock.LOCK_FILE).exists()
+
+    # The same run on the local copy of the data set, uninterrupted: the gs:// rows were the same rows.
+    local_run = helpers.tiny_config(local_data, remote_teacher, **STEPS)
+    uninterrupted = students.train(local_run, str(tmp_path / "local"), config_file=helpers.TINY)
+    helpers.assert_trees_equal(uninterrupted.params, resumed.params)
 
 
 def test_evaluation_tables_and_plot_are_written_to_gcs(gcs):
@@ -156,6 +165,13 @@ def test_an_object_lock_is_renewed_while_held(tmp_path):
     lock.release()
     assert renewed > taken
     assert not lock.path.exists()
+
+
+def test_a_remote_data_dir_is_refused_to_beam_runners_that_write_on_workers(gcs, tmp_path):
+    config = own_data.get_config()
+    config.data.source, config.data.data_dir = str(tmp_path), f"{gcs}/elsewhere"
+    with pytest.raises(ValueError, match="DataflowRunner workers write ArrayRecord files"):
+        datasets.build(config.data, "runner=DataflowRunner,project=p")
 
 
 def test_checkpoints_refuse_schemes_orbax_cannot_write():

@@ -6,6 +6,8 @@ import copy
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import tensorflow_datasets as tfds
@@ -108,27 +110,78 @@ def build(data_cfg: Any, beam_options: str = "") -> tfds.core.DatasetBuilder:
 
     beam_options: comma-separated Apache Beam pipeline options ("runner=DirectRunner,
     direct_num_workers=2"). Given, or with config.data.beam, the rows are encoded by a Beam pipeline on
-    that runner (DirectRunner by default); the data set is the one a single process builds."""
+    that runner (DirectRunner by default); the data set is the one a single process builds.
+    A remote data_dir (gs://...) is built in a local temporary folder, then copied there."""
     # .get: a config saved by an older run lacks the knob.
     beam = bool(beam_options) or bool(data_cfg.get("beam", False))
     builder = make_builder(data_cfg, beam=beam)
-    if not is_built(builder):
-        logging.info(
-            "data: building %s/%s into %s%s",
-            builder.name,
-            builder.builder_config.name,
-            builder.data_dir,
-            f" with Apache Beam ({beam_options or BEAM_DEFAULT})" if beam else "",
+    if is_built(builder):
+        return builder
+    if not paths.is_remote(data_cfg.data_dir):
+        _build_here(builder, beam_options if beam else None)
+        return builder
+    runner = _beam_runner(beam_options or BEAM_DEFAULT) if beam else "DirectRunner"
+    if runner != "DirectRunner":
+        raise ValueError(
+            f"config.data.data_dir={data_cfg.data_dir}: the {runner} workers write ArrayRecord files with "
+            "local file calls, so build into a filesystem they all mount (gcsfuse, NFS, Filestore) and "
+            "train from that folder or from the bucket behind it"
         )
-        download_config = tfds.download.DownloadConfig(try_download_gcs=False)
-        if beam:
-            # Beam takes seconds to import: only Beam builds load it.
-            from data_pipelines.builders import beam_split
+    with tempfile.TemporaryDirectory(prefix="shr-build-") as staging:
+        staged_cfg = copy.deepcopy(data_cfg)
+        staged_cfg.data_dir = staging
+        staged = make_builder(staged_cfg, beam=beam)
+        logging.info(
+            "data: %s is remote: building in %s (a local folder), then copying it there",
+            data_cfg.data_dir,
+            staging,
+        )
+        _build_here(staged, beam_options if beam else None)
+        _copy_built(staged.data_dir, builder.data_dir)
+    return make_builder(data_cfg, beam=beam)
 
-            download_config.beam_options = beam_split.pipeline_options(beam_options or BEAM_DEFAULT)
-        builder.download_and_prepare(download_config=download_config)
-        input_pipeline.write_modality_index(builder)
-    return builder
+
+def _build_here(builder: tfds.core.DatasetBuilder, beam_options: str | None) -> None:
+    """Builds `builder` into its (local) data_dir; Beam when beam_options is not None."""
+    logging.info(
+        "data: building %s/%s into %s%s",
+        builder.name,
+        builder.builder_config.name,
+        builder.data_dir,
+        f" with Apache Beam ({beam_options or BEAM_DEFAULT})" if beam_options is not None else "",
+    )
+    download_config = tfds.download.DownloadConfig(try_download_gcs=False)
+    if beam_options is not None:
+        # Beam takes seconds to import: only Beam builds load it.
+        from data_pipelines.builders import beam_split
+
+        download_config.beam_options = beam_split.pipeline_options(beam_options or BEAM_DEFAULT)
+    builder.download_and_prepare(download_config=download_config)
+    input_pipeline.write_modality_index(builder)
+
+
+def _beam_runner(beam_options: str) -> str:
+    for option in beam_options.split(","):
+        key, _, value = option.strip().partition("=")
+        if key == "runner":
+            return value.strip()
+    return "DirectRunner"
+
+
+def _copy_built(local: os.PathLike | str, remote: os.PathLike | str) -> None:
+    """Copies a built data set's folder to its remote data_dir; dataset_info.json last, so the copy is
+    seen as built (is_built) only once every file is there."""
+    files = sorted(
+        os.path.join(folder, name) for folder, _, names in os.walk(local) for name in names
+    )
+    files.sort(key=lambda f: os.path.basename(f) == "dataset_info.json")
+    total = sum(os.path.getsize(f) for f in files)
+    logging.info("data: copying %d files (%.1f MB) to %s", len(files), total / 1e6, remote)
+    for source in files:
+        target = paths.as_path(remote) / os.path.relpath(source, local)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(source, "rb") as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, length=16 << 20)
 
 
 def is_built(builder: tfds.core.DatasetBuilder) -> bool:

@@ -93,7 +93,11 @@ class ObjectLock:
             "token": self._token,
             "renewed": time.time(),
         }
-        self.path.write_text(json.dumps(record))
+        # Written aside and moved into place: a reader never sees a half-written record (a local
+        # folder's write truncates first; an object store's write is whole anyway).
+        staged = self.path.with_name(f"{self.path.name}.{self._token}")
+        staged.write_text(json.dumps(record))
+        staged.replace(self.path)
 
     def _gone(self, holder: dict[str, Any]) -> bool:
         """Whether the holder is known dead: renewed too long ago, or a pid of this host that is gone."""

@@ -1,0 +1,210 @@
+"""ArrayRecord files read by record index through byte-range reads of any etils.epath filesystem.
+
+The ArrayRecord library opens local files only, so a data set in a bucket (gs://...) is read here: the
+file's last 64 KiB block holds a postscript that points at its footer; the footer lists where each chunk
+of records begins; a record is one range read of its chunk, decoded in Python (zstd through the
+zstandard package). The layout is Riegeli's records format (a 24-byte block header interrupts the byte
+stream at every multiple of 64 KiB; each chunk is a 40-byte header and its data) with ArrayRecord's
+footer and postscript. Hashes are not verified: a damaged chunk fails to decode or to parse downstream.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable, Sequence
+from typing import BinaryIO
+
+import zstandard
+from etils import epath
+
+_BLOCK = 1 << 16
+_BLOCK_HEADER = 24
+_CHUNK_HEADER = 40
+_SIMPLE_CHUNK = ord("r")
+_POSTSCRIPT_MAGIC = 0x71930E704FDAE05E
+
+
+class ArrayRecordFormatError(ValueError):
+    """A file is not an ArrayRecord file this reader understands."""
+
+
+def _varint(buffer: bytes, pos: int) -> tuple[int, int]:
+    """(value, position after it) of the unsigned LEB128 varint at `pos`."""
+    value = shift = 0
+    while True:
+        byte = buffer[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _proto_fields(message: bytes) -> dict[int, int | bytes]:
+    """The varint and length-delimited fields of a serialized proto (the last value of each number)."""
+    fields: dict[int, int | bytes] = {}
+    pos = 0
+    while pos < len(message):
+        key, pos = _varint(message, pos)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            fields[number], pos = _varint(message, pos)
+        elif wire_type == 2:
+            size, pos = _varint(message, pos)
+            fields[number], pos = message[pos : pos + size], pos + size
+        else:
+            raise ArrayRecordFormatError(
+                f"unexpected proto wire type {wire_type} in an ArrayRecord footer"
+            )
+    return fields
+
+
+def _without_block_headers(raw: bytes, start: int) -> bytes:
+    """The bytes of file range [start, start + len(raw)) with the block headers inside it removed."""
+    pieces, pos, end = [], start, start + len(raw)
+    while pos < end:
+        in_block = pos % _BLOCK
+        if in_block < _BLOCK_HEADER:  # inside a block header: skip the rest of it
+            pos += _BLOCK_HEADER - in_block
+            continue
+        stop = min(end, pos - in_block + _BLOCK)
+        pieces.append(raw[pos - start : stop - start])
+        pos = stop
+    return b"".join(pieces)
+
+
+def _decompress(compression: int, block: bytes, pos: int, size: int) -> bytes:
+    """`size` bytes of `block` from `pos`, decompressed (a compressed block starts with its varint
+    decompressed size)."""
+    if compression == 0:
+        return block[pos : pos + size]
+    if compression != ord("z"):
+        raise ArrayRecordFormatError(
+            f"ArrayRecord chunk compressed with {chr(compression)!r}: only zstd and none are read remotely"
+        )
+    decoded_size, start = _varint(block, pos)
+    return zstandard.ZstdDecompressor().decompress(
+        block[start : pos + size], max_output_size=decoded_size
+    )
+
+
+def decode_chunk(raw: bytes, start: int) -> list[bytes]:
+    """The records of the simple chunk whose bytes (block headers included) are `raw`, read from file
+    position `start`."""
+    data = _without_block_headers(raw, start)
+    header = data[:_CHUNK_HEADER]
+    data_size = int.from_bytes(header[8:16], "little")
+    chunk_type = header[24]
+    num_records = int.from_bytes(header[25:32], "little")
+    if chunk_type != _SIMPLE_CHUNK:
+        raise ArrayRecordFormatError(
+            f"ArrayRecord chunk of type {chr(chunk_type)!r}: only simple chunks ('r') are read remotely"
+        )
+    body = data[_CHUNK_HEADER : _CHUNK_HEADER + data_size]
+    if len(body) != data_size:
+        raise ArrayRecordFormatError(
+            "an ArrayRecord chunk ends before its data (a truncated file?)"
+        )
+    compression = body[0]
+    sizes_size, pos = _varint(body, 1)
+    sizes = _decompress(compression, body, pos, sizes_size)
+    values = _decompress(compression, body, pos + sizes_size, len(body) - pos - sizes_size)
+    records, offset, cursor = [], 0, 0
+    for _ in range(num_records):
+        size, cursor = _varint(sizes, cursor)
+        records.append(values[offset : offset + size])
+        offset += size
+    return records
+
+
+def _read_range(handle: BinaryIO, start: int, stop: int) -> bytes:
+    handle.seek(start)
+    return handle.read(stop - start)
+
+
+class ArrayRecordFile:
+    """One ArrayRecord file: its chunk index is read once (two range reads), then record i is one range
+    read of the chunk that holds it. Safe to share between threads (each read opens its own handle)."""
+
+    def __init__(self, path: epath.PathLike):
+        self.path = epath.Path(path)
+        size = self.path.stat().length
+        if size < _BLOCK:
+            raise ArrayRecordFormatError(
+                f"{self.path} is smaller than 64 KiB: not an ArrayRecord file"
+            )
+        tail_start = size - _BLOCK
+        with self.path.open("rb") as handle:
+            # The last block holds the postscript (the writer stores copies of it: the first is read).
+            postscripts = decode_chunk(_read_range(handle, tail_start, size), tail_start)
+            fields = _proto_fields(postscripts[0]) if postscripts else {}
+            if fields.get(2) != _POSTSCRIPT_MAGIC or not isinstance(fields.get(1), int):
+                raise ArrayRecordFormatError(f"{self.path} has no ArrayRecord postscript")
+            footer_offset = int(fields[1])
+            footer = decode_chunk(_read_range(handle, footer_offset, tail_start), footer_offset)
+        entries = [_proto_fields(entry) for entry in footer[1:]]
+        self._chunk_starts = [int(entry.get(1, 0)) for entry in entries] + [footer_offset]
+        counts = [int(entry.get(3, 0)) for entry in entries]
+        self._first_record = [0]
+        for count in counts:
+            self._first_record.append(self._first_record[-1] + count)
+
+    def __len__(self) -> int:
+        return self._first_record[-1]
+
+    def read(self, indices: Iterable[int]) -> list[bytes]:
+        """Records at the given indices of this file, in that order; a chunk is read once per call."""
+        indices = list(indices)
+        for index in indices:
+            if not 0 <= index < len(self):
+                raise IndexError(f"record {index} of {self.path}, which holds {len(self)}")
+        chunks: dict[int, list[bytes]] = {}
+        out = []
+        with self.path.open("rb") as handle:
+            for index in indices:
+                chunk = bisect.bisect_right(self._first_record, index) - 1
+                if chunk not in chunks:
+                    start, stop = self._chunk_starts[chunk], self._chunk_starts[chunk + 1]
+                    chunks[chunk] = decode_chunk(_read_range(handle, start, stop), start)
+                out.append(chunks[chunk][index - self._first_record[chunk]])
+        return out
+
+
+class ArrayRecordSource:
+    """Records of a TFDS split by index across its files (TFDS file instructions: filename, skip, take),
+    the same rows and order as `builder.as_data_source(split)` with raw bytes."""
+
+    def __init__(self, instructions: Sequence):
+        self._instructions = list(instructions)
+        self._files: dict[str, ArrayRecordFile] = {}
+        self._lock = threading.Lock()
+        self._starts = [0]
+        for instruction in self._instructions:
+            self._starts.append(self._starts[-1] + int(instruction.take))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def _file(self, filename: str) -> ArrayRecordFile:
+        with self._lock:
+            if filename not in self._files:
+                self._files[filename] = ArrayRecordFile(filename)
+            return self._files[filename]
+
+    def __getitems__(self, rows: Sequence[int]) -> list[bytes]:
+        by_file: dict[int, list[tuple[int, int]]] = {}
+        for position, row in enumerate(rows):
+            if not 0 <= row < len(self):
+                raise IndexError(f"row {row} of a split of {len(self)} rows")
+            which = bisect.bisect_right(self._starts, row) - 1
+            by_file.setdefault(which, []).append((position, row - self._starts[which]))
+        out: list[bytes] = [b""] * len(rows)
+        for which, wanted in by_file.items():
+            instruction = self._instructions[which]
+            records = self._file(instruction.filename).read(
+                int(instruction.skip) + i for _, i in wanted
+            )
+            for (position, _), record in zip(wanted, records, strict=True):
+                out[position] = record
+        return out
