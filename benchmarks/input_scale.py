@@ -65,8 +65,12 @@ class RandomRows(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # ty
                 {
                     "id": f"row-{i:07d}",
                     "image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
-                    "sound": rng.random((steps, bins), dtype=np.float32) * with_sound,
-                    "text": rng.standard_normal((words, dim), dtype=np.float32) * (not with_sound),
+                    "sound": (rng.random((steps, bins), dtype=np.float32) * with_sound).astype(
+                        spec.float_storage
+                    ),
+                    "text": (
+                        rng.standard_normal((words, dim), dtype=np.float32) * (not with_sound)
+                    ).astype(spec.float_storage),
                     "text_mask": np.full(words, not with_sound),
                     "caption": "" if with_sound else "random words",
                     "has_image": True,
@@ -93,6 +97,10 @@ def write_rows(data_dir: str, config_name: str, rows: int) -> tuple[str, float]:
         if STORAGE_FORMAT in name
     )
     return os.fspath(builder.data_dir), stored / rows
+
+
+def _float_storage(config_name: str) -> str:
+    return FeatureSpec.from_config(common.load_config(config_name).data).float_storage
 
 
 def _stream(folder: str, batch: int, steps: int, workers: int, warmup: int, host: int = 0,
@@ -168,6 +176,7 @@ def measure_memory(
         "rows_ratio": factor,
         "data_set_bytes": [int(n * b) for n, b in zip(sizes, per_row, strict=True)],
         "bytes_per_row": {config_name: per_row[0], "world": world_bytes_per_row},
+        "float_storage": _float_storage(config_name),
         "batch_per_stream": batch,
         "steps": steps,
     }
@@ -195,6 +204,7 @@ def measure_throughput(
         "examples_per_s": rate,
         "examples_per_s_per_core": per_core,
         "bytes_per_row": bytes_per_row,
+        "float_storage": _float_storage(config_name),
         "input_bytes_per_s_per_core": per_core * bytes_per_row,
         "h200_examples_per_s": needed,
         "cores_per_h200": needed / per_core,

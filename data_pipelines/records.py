@@ -88,4 +88,6 @@ class Records:
         feature = self._features[name]
         if isinstance(feature, tfds.features.Text):
             return np.empty(count, dtype=object)
-        return np.empty((count, *feature.shape), feature.np_dtype)
+        # float16 storage (compact rows) is read back as float32: what the step sees is one dtype.
+        dtype = np.float32 if feature.np_dtype == np.float16 else feature.np_dtype
+        return np.empty((count, *feature.shape), dtype)

@@ -1,5 +1,7 @@
 """TFDS builders: the world, a manifest folder (with every kind of bad row), a video folder, COCO."""
 
+import dataclasses
+import glob
 import io
 import json
 import os
@@ -10,7 +12,7 @@ import pytest
 import soundfile
 from PIL import Image
 
-from data_pipelines import audio, text
+from data_pipelines import audio, records, text
 from data_pipelines.builders import features, teacher_probs
 from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
 from data_pipelines.builders.manifest import ManifestConfig, ManifestDataset
@@ -77,6 +79,24 @@ def test_world_is_deterministic(world_dir, tmp_path):
         and np.array_equal(a["text"], b["text"])
         and np.array_equal(a["sound"], b["sound"])
     )
+
+
+def test_float16_storage_halves_sound_and_text_and_reads_back_as_float32(world_dir, tmp_path):
+    spec = dataclasses.replace(world_dir.builder_config.spec, float_storage="float16")
+    config = WorldBuilderConfig.make("tiny16", TINY_WORLD, background_sentences=200, spec=spec)
+    compact = WorldDataset(data_dir=str(tmp_path), config=config)
+    compact.download_and_prepare()
+    assert compact.info.features["sound"].np_dtype == np.float16
+    names = ("sound", "text", "image")
+    full, half = (records.Records(b, "test").read_all(names) for b in (world_dir, compact))
+    for name in ("sound", "text"):
+        assert half[name].dtype == np.float32
+        np.testing.assert_array_equal(half[name], full[name].astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(half["image"], full["image"])
+    size = lambda b: sum(os.path.getsize(f) for f in glob.glob(os.path.join(b.data_dir, "*test*")))
+    assert size(compact) < 0.8 * size(world_dir)
+    with pytest.raises(ValueError, match="float_storage='bfloat16'"):
+        dataclasses.replace(spec, float_storage="bfloat16")
 
 
 def test_builtin_configs_exist():

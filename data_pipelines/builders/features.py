@@ -1,9 +1,11 @@
 """The stored example: feature spec, encoding of raw inputs, and the files kept beside a data set.
 
 Every builder stores the same features (missing modalities zero-filled with has_* = False):
-  id: str, image: uint8 [S, S, 3], sound: float32 [T, F], text: float32 [L, D], text_mask: bool [L],
+  id: str, image: uint8 [S, S, 3], sound: float [T, F], text: float [L, D], text_mask: bool [L],
   caption: str, has_image/has_sound/has_text: bool, label: int64 (-1 if none), fine_label: int64 (-1 if none),
   teacher_probs: float32 [C] (only when spec.num_teacher_classes > 0).
+sound and text are stored as float32, or as float16 (spec.float_storage) to halve their bytes; they are
+read back as float32 either way (data_pipelines.records).
 Beside the data set: word_vectors.txt (word2vec text format; embed new text with these), label_names.json,
 skipped.json (see skips.py).
 """
@@ -25,6 +27,7 @@ from data_pipelines.builders.skips import RowError
 
 WORD_VECTORS_FILE = "word_vectors.txt"
 LABEL_NAMES_FILE = "label_names.json"
+FLOAT_STORAGE = ("float32", "float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +38,15 @@ class FeatureSpec:
     audio: audio.AudioConfig = dataclasses.field(default_factory=audio.AudioConfig)
     text: text.TextConfig = dataclasses.field(default_factory=text.TextConfig)
     num_teacher_classes: int = 0
+    # "float32" or "float16": the stored dtype of sound and text. Out of repr, which names built data
+    # sets (experiments/runtime/datasets.py adds it there only when it is not the default).
+    float_storage: str = dataclasses.field(default="float32", repr=False)
+
+    def __post_init__(self):
+        if self.float_storage not in FLOAT_STORAGE:
+            raise ValueError(
+                f"config.data.float_storage={self.float_storage!r}: expected one of {FLOAT_STORAGE}"
+            )
 
     @classmethod
     def from_config(cls, data_cfg: Any, num_teacher_classes: int = 0) -> FeatureSpec:
@@ -49,18 +61,21 @@ class FeatureSpec:
             audio=audio.AudioConfig.from_config(get("audio")),
             text=text.TextConfig.from_config(get("text")),
             num_teacher_classes=num_teacher_classes,
+            # .get: a config saved by an older run lacks the knob.
+            float_storage=str(data_cfg.get("float_storage", "float32")),
         )
 
     def features(self) -> tfds.features.FeaturesDict:
         size, (steps, bins), (words, dim) = self.image_size, self.audio.shape, self.text.shape
+        floats = np.dtype(self.float_storage)
         # Arrays are stored as raw bytes: serializing them as int64/float lists costs more than
         # computing the features, and the bytes decode straight into the array on read.
         raw = tfds.features.Encoding.BYTES
         spec = {
             "id": tfds.features.Text(),
             "image": tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8, encoding=raw),
-            "sound": tfds.features.Tensor(shape=(steps, bins), dtype=np.float32, encoding=raw),
-            "text": tfds.features.Tensor(shape=(words, dim), dtype=np.float32, encoding=raw),
+            "sound": tfds.features.Tensor(shape=(steps, bins), dtype=floats, encoding=raw),
+            "text": tfds.features.Tensor(shape=(words, dim), dtype=floats, encoding=raw),
             "text_mask": tfds.features.Tensor(shape=(words,), dtype=np.bool_),
             "caption": tfds.features.Text(),
             "has_image": tfds.features.Tensor(shape=(), dtype=np.bool_),
@@ -148,6 +163,13 @@ class ExampleEncoder:
             example["caption"] = caption
         if spec.num_teacher_classes:
             example["teacher_probs"] = self._teacher_probs(example_id, teacher_probs)
+        for name in ("sound", "text"):
+            stored = example[name].astype(spec.float_storage)
+            if not np.all(np.isfinite(stored)):
+                raise RowError(
+                    "bad_row", example_id, f"{name} values overflow {spec.float_storage}"
+                )
+            example[name] = stored
         return example, clip_delta
 
     def _image(self, example_id: str, image: np.ndarray | str) -> np.ndarray:

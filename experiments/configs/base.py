@@ -26,6 +26,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.text = ml_collections.ConfigDict(
         dict(max_words=max_words, word_dim=word_dim, word2vec_path="", background_sentences=20000)
     )
+    # Stored dtype of spectrograms and word vectors: "float16" halves their bytes (read back as float32,
+    # rounded to float16's 11 significant bits); the paper config uses it.
+    c.data.float_storage = "float32"
     # Manifest folders without validation.jsonl: this fraction of the train rows (chosen by a hash of
     # each row's id, so the same rows whatever the order) is held out as the validation split.
     c.data.validation_fraction = 0.1

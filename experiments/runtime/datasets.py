@@ -39,7 +39,9 @@ def _config_name(data_cfg: Any, spec: FeatureSpec) -> str:
     with different feature settings live side by side in one data_dir."""
     digest = hashlib.sha1(
         json.dumps(
-            [data_cfg.source, repr(spec), _holdout(data_cfg), STORAGE_FORMAT], sort_keys=True
+            [data_cfg.source, repr(spec), _holdout(data_cfg), STORAGE_FORMAT]
+            + ([spec.float_storage] if spec.float_storage != "float32" else []),
+            sort_keys=True,
         ).encode()
     ).hexdigest()[:8]
     return f"{data_cfg.builder_config}-{digest}"
