@@ -1,6 +1,9 @@
 """The byte-range ArrayRecord reader (for data sets on remote filesystems) returns exactly what the
 ArrayRecord library reads, whatever the writer's grouping, compression and record sizes."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from array_record.python import array_record_module
@@ -75,3 +78,31 @@ def test_files_it_cannot_read_fail_in_one_line(tmp_path):
     _write(brotli, [b"abc" * 10], "group_size:1,brotli:6")
     with pytest.raises(array_record_files.ArrayRecordFormatError, match="only zstd and none"):
         array_record_files.ArrayRecordFile(brotli).read([0])
+
+
+def test_the_chunks_of_one_call_are_read_concurrently(tmp_path, monkeypatch):
+    class Instruction:
+        filename, skip, take = str(tmp_path / "rows.array_record"), 0, 12
+
+    records = _records(12, np.random.default_rng(2))
+    _write(Instruction.filename, records, "group_size:1")
+    source = array_record_files.ArrayRecordSource([Instruction()], parallel_reads=4)
+    source.__getitems__([0])  # the file's index is read here, outside the measured call
+    active, most = [0], [0]
+    lock = threading.Lock()
+    read_range = array_record_files._read_range
+
+    def slow_read_range(handle, start, stop):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        # Long enough that the reads of one call overlap when they are issued together.
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return read_range(handle, start, stop)
+
+    monkeypatch.setattr(array_record_files, "_read_range", slow_read_range)
+    rows = list(range(11, -1, -1))
+    assert source.__getitems__(rows) == [records[r] for r in rows]
+    assert 1 < most[0] <= 4
