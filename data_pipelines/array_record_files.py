@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent import futures
 from typing import BinaryIO
 
@@ -167,12 +167,6 @@ class ArrayRecordFile:
         start, stop = self._chunk_starts[chunk], self._chunk_starts[chunk + 1]
         with self.path.open("rb") as handle:
             return decode_chunk(_read_range(handle, start, stop), start)
-
-    def read(self, indices: Iterable[int]) -> list[bytes]:
-        """Records at the given indices of this file, in that order; a chunk is read once per call."""
-        located = [self.locate(index) for index in indices]
-        chunks = {chunk: self.read_chunk(chunk) for chunk in dict.fromkeys(c for c, _ in located)}
-        return [chunks[chunk][position] for chunk, position in located]
 
 
 class ArrayRecordSource:

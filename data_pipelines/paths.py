@@ -46,11 +46,9 @@ def local_copy(path: PathLike) -> Iterator[str]:
     if not is_remote(path):
         yield os.fspath(path)
         return
-    source = as_path(path)
     with tempfile.TemporaryDirectory(prefix="shr-remote-") as folder:
-        local = os.path.join(folder, source.name)
-        with source.open("rb") as src, open(local, "wb") as dst:
-            shutil.copyfileobj(src, dst, length=16 << 20)
+        local = os.path.join(folder, as_path(path).name)
+        copy_file(path, local)
         yield local
 
 
@@ -61,10 +59,15 @@ def local_output(path: PathLike) -> Iterator[str]:
     if not is_remote(path):
         yield os.fspath(path)
         return
-    target = as_path(path)
     with tempfile.TemporaryDirectory(prefix="shr-remote-") as folder:
-        local = os.path.join(folder, target.name)
+        local = os.path.join(folder, as_path(path).name)
         yield local
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(local, "rb") as src, target.open("wb") as dst:
-            shutil.copyfileobj(src, dst, length=16 << 20)
+        copy_file(local, path)
+
+
+def copy_file(source: PathLike, target: PathLike) -> None:
+    """Copies one file between any two places (local or URI), streaming, making target's folder."""
+    destination = as_path(target)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with as_path(source).open("rb") as src, destination.open("wb") as dst:
+        shutil.copyfileobj(src, dst, length=16 << 20)

@@ -3,6 +3,7 @@ ArrayRecord library reads, whatever the writer's grouping, compression and recor
 
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -19,6 +20,11 @@ def _records(count: int, rng: np.random.Generator) -> list[bytes]:
         rng.bytes(int(size)) if i % 2 else bytes([i % 251]) * int(size)
         for i, size in enumerate(sizes)
     ]
+
+
+def _instruction(filename: str, skip: int, take: int) -> types.SimpleNamespace:
+    """A TFDS file instruction: rows skip .. skip + take - 1 of one file."""
+    return types.SimpleNamespace(filename=filename, skip=skip, take=take)
 
 
 def _write(path: str, records: list[bytes], options: str) -> None:
@@ -40,19 +46,15 @@ def test_every_record_equals_the_array_record_library(tmp_path, options):
     expected = library.read(list(range(len(records))))
     assert expected == records
 
-    file = array_record_files.ArrayRecordFile(path)
-    assert len(file) == len(records)
+    assert len(array_record_files.ArrayRecordFile(path)) == len(records)
+    source = array_record_files.ArrayRecordSource([_instruction(path, 0, len(records))])
     order = [int(i) for i in rng.permutation(len(records))] + [3, 3, 0]
-    assert file.read(order) == [records[i] for i in order]
+    assert source.__getitems__(order) == [records[i] for i in order]
     with pytest.raises(IndexError):
-        file.read([len(records)])
+        source.__getitems__([len(records)])
 
 
 def test_a_split_over_several_files_reads_the_instructed_rows(tmp_path):
-    class Instruction:
-        def __init__(self, filename, skip, take):
-            self.filename, self.skip, self.take = filename, skip, take
-
     rng = np.random.default_rng(1)
     shards = [_records(9, rng), _records(5, rng)]
     names = []
@@ -61,7 +63,7 @@ def test_a_split_over_several_files_reads_the_instructed_rows(tmp_path):
         _write(names[-1], records, "group_size:1")
     # Rows 2..8 of the first file, then rows 0..3 of the second: a sliced split's instructions.
     source = array_record_files.ArrayRecordSource(
-        [Instruction(names[0], 2, 7), Instruction(names[1], 0, 4)]
+        [_instruction(names[0], 2, 7), _instruction(names[1], 0, 4)]
     )
     expected = shards[0][2:9] + shards[1][:4]
     assert len(source) == len(expected)
@@ -77,16 +79,14 @@ def test_files_it_cannot_read_fail_in_one_line(tmp_path):
     brotli = str(tmp_path / "brotli.array_record")
     _write(brotli, [b"abc" * 10], "group_size:1,brotli:6")
     with pytest.raises(array_record_files.ArrayRecordFormatError, match="only zstd and none"):
-        array_record_files.ArrayRecordFile(brotli).read([0])
+        array_record_files.ArrayRecordSource([_instruction(brotli, 0, 1)]).__getitems__([0])
 
 
 def test_the_chunks_of_one_call_are_read_concurrently(tmp_path, monkeypatch):
-    class Instruction:
-        filename, skip, take = str(tmp_path / "rows.array_record"), 0, 12
-
+    path = str(tmp_path / "rows.array_record")
     records = _records(12, np.random.default_rng(2))
-    _write(Instruction.filename, records, "group_size:1")
-    source = array_record_files.ArrayRecordSource([Instruction()], parallel_reads=4)
+    _write(path, records, "group_size:1")
+    source = array_record_files.ArrayRecordSource([_instruction(path, 0, 12)], parallel_reads=4)
     source.__getitems__([0])  # the file's index is read here, outside the measured call
     active, most = [0], [0]
     lock = threading.Lock()

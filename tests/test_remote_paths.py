@@ -42,8 +42,7 @@ def _upload(local: str, remote: str) -> None:
     for folder, _, names in os.walk(local):
         for name in names:
             source = os.path.join(folder, name)
-            target = epath.Path(remote) / os.path.relpath(source, local)
-            target.write_bytes(epath.Path(source).read_bytes())
+            paths.copy_file(source, epath.Path(remote) / os.path.relpath(source, local))
 
 
 def test_a_gcs_run_trains_checkpoints_and_resumes(tiny_world, gcs, caplog, tmp_path):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from data_pipelines.builders.base import RowEncoder
 from data_pipelines.builders.skips import (
@@ -33,6 +33,11 @@ def pipeline_options(options: str) -> PipelineOptions:
     return PipelineOptions(
         [f"--{option.strip()}" for option in options.split(",") if option.strip()]
     )
+
+
+def runner(options: str) -> str:
+    """The runner the comma-separated Beam options name (DirectRunner when they name none)."""
+    return pipeline_options(options).view_as(StandardOptions).runner or "DirectRunner"
 
 
 class EncodeSplit(beam.PTransform):

@@ -6,7 +6,6 @@ import copy
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from typing import Any
 
@@ -122,7 +121,11 @@ def build(data_cfg: Any, beam_options: str = "") -> tfds.core.DatasetBuilder:
     if not paths.is_remote(data_cfg.data_dir):
         _build_here(builder, beam_options if beam else None)
         return builder
-    runner = _beam_runner(beam_options or BEAM_DEFAULT) if beam else "DirectRunner"
+    runner = "DirectRunner"
+    if beam:
+        from data_pipelines.builders import beam_split
+
+        runner = beam_split.runner(beam_options or BEAM_DEFAULT)
     if runner != "DirectRunner":
         raise ValueError(
             f"config.data.data_dir={data_cfg.data_dir}: the {runner} workers write ArrayRecord files with "
@@ -162,14 +165,6 @@ def _build_here(builder: tfds.core.DatasetBuilder, beam_options: str | None) -> 
     input_pipeline.write_modality_index(builder)
 
 
-def _beam_runner(beam_options: str) -> str:
-    for option in beam_options.split(","):
-        key, _, value = option.strip().partition("=")
-        if key == "runner":
-            return value.strip()
-    return "DirectRunner"
-
-
 def _copy_built(local: os.PathLike | str, remote: os.PathLike | str) -> None:
     """Copies a built data set's folder to its remote data_dir; dataset_info.json last, so the copy is
     seen as built (is_built) only once every file is there."""
@@ -180,10 +175,7 @@ def _copy_built(local: os.PathLike | str, remote: os.PathLike | str) -> None:
     total = sum(os.path.getsize(f) for f in files)
     logging.info("data: copying %d files (%.1f MB) to %s", len(files), total / 1e6, remote)
     for source in files:
-        target = paths.as_path(remote) / os.path.relpath(source, local)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(source, "rb") as src, target.open("wb") as dst:
-            shutil.copyfileobj(src, dst, length=16 << 20)
+        paths.copy_file(source, paths.as_path(remote) / os.path.relpath(source, local))
 
 
 def is_built(builder: tfds.core.DatasetBuilder) -> bool:
