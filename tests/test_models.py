@@ -214,6 +214,45 @@ def test_the_vision_tower_uses_the_configured_normalization(tiny):
     np.testing.assert_allclose(from_uint8["fc7"], from_float["fc7"], rtol=1e-5, atol=1e-6)
 
 
+def test_group_norm_normalizes_each_image_on_its_own():
+    vision = {**helpers.TINY_MODEL["vision"], "conv_norm": "group"}
+    model = models.create_model(_model_config(vision=vision))
+    params = models.init_params(model, jax.random.key(0))
+    features = params["vision"]["features"]
+    assert {f"norm{i}" for i in range(1, 6)} <= set(features)
+    assert features["norm2"]["scale"].shape == (8,)
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (3, 24, 24, 3), dtype=np.uint8)
+    together = model.apply({"params": params}, images, "image")["tower"]
+    # Batch mates of another brightness and contrast leave an image's output unchanged.
+    for i in range(3):
+        mates = (rng.integers(0, 60, (2, 24, 24, 3)) + 190).astype(np.uint8)
+        alone = model.apply({"params": params}, np.concatenate([images[i : i + 1], mates]), "image")
+        np.testing.assert_allclose(alone["tower"][0], together[i], rtol=1e-5, atol=1e-6)
+
+    # A conv's scale is normalized away: conv1's kernel and bias x10 leave the output as it was
+    # (and do change it without the norm).
+    def conv1_times_10(p):
+        conv1 = {name: 10.0 * w for name, w in p["vision"]["features"]["conv1"].items()}
+        features = {**p["vision"]["features"], "conv1": conv1}
+        return {**p, "vision": {**p["vision"], "features": features}}
+
+    louder = model.apply({"params": conv1_times_10(params)}, images, "image")["tower"]
+    np.testing.assert_allclose(louder, together, rtol=1e-4, atol=1e-5)
+    plain = models.create_model(_model_config())
+    plain_params = models.init_params(plain, jax.random.key(0))
+    before = plain.apply({"params": plain_params}, images, "image")["tower"]
+    after = plain.apply({"params": conv1_times_10(plain_params)}, images, "image")["tower"]
+    assert np.abs(after - before).max() > 1e-2
+
+
+def test_unknown_conv_norm_is_refused():
+    vision = {**helpers.TINY_MODEL["vision"], "conv_norm": "batch"}
+    model = models.create_model(_model_config(vision=vision))
+    with pytest.raises(ValueError, match=r"'batch'.*\('none', 'group'\)"):
+        models.init_params(model, jax.random.key(0))
+
+
 def test_bfloat16_compute_keeps_float32_params_and_outputs():
     model = models.create_model(_model_config(dtype="bfloat16"))
     params = jax.eval_shape(lambda: models.init_params(model, jax.random.key(0)))

@@ -136,6 +136,12 @@ def test_vision_tower_starts_from_the_teachers_conv_layers(tiny_world, tmp_path)
     helpers.assert_trees_equal(state.params["vision"]["features"], teacher_params["features"])
 
 
+def test_vision_init_refuses_a_teacher_without_the_towers_conv_norm(tiny_world, tmp_path):
+    config = helpers.tiny_config(*tiny_world, **{"model.vision.conv_norm": "group"})
+    with pytest.raises(ValueError, match="init_vision_from_teacher=False"):
+        students.train(config, str(tmp_path))
+
+
 def test_vision_init_refuses_a_teacher_of_other_widths(tiny_world, tmp_path):
     config = helpers.tiny_config(*tiny_world, **{"model.vision.channels": (8, 8, 8, 8, 16)})
     with pytest.raises(ValueError, match="init_vision_from_teacher"):

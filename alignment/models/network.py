@@ -103,6 +103,7 @@ def create_model(cfg: Any) -> TriModalNet:
             image_size=vision.image_size,
             dtype=dtype,
             normalization=vision.get("normalization", "symmetric"),
+            conv_norm=vision.get("conv_norm", "none"),
         ),
         sound=SoundTower(
             channels=tuple(sound.channels),

@@ -264,6 +264,13 @@ def _vision_from_teacher(config: Any, workdir: str, state: TrainState, mesh) -> 
             f"the vision tower as {norms[1]!r}; set config.model.vision.normalization={norms[0]!r} "
             "or --config.init_vision_from_teacher=False"
         )
+    conv_norm = config.model.vision.get("conv_norm", "none")
+    if conv_norm != "none":
+        raise ValueError(
+            f"config.init_vision_from_teacher: the vision tower normalizes its convs ({conv_norm!r}), "
+            "the teacher's do not; set --config.init_vision_from_teacher=False or "
+            "--config.model.vision.conv_norm=none"
+        )
     _, teacher_params = restore.restore_teacher(config, restore.teacher_dir(config, workdir), mesh)
     ours, theirs = state.params["vision"]["features"], teacher_params["features"]
     shapes = lambda tree: jax.tree.map(lambda x: x.shape, tree)
