@@ -54,8 +54,8 @@ def base_config() -> ml_collections.ConfigDict:
             # How uint8 pixels become floats: "symmetric" ([-1, 1]) or "imagenet" (torchvision's
             # mean and std on [0, 1] pixels, which an imported AlexNet's weights expect).
             normalization="symmetric",
-            # "group": GroupNorm after each conv (trains from scratch; a teacher's convs have none, so
-            # it needs init_vision_from_teacher=False).
+            # "group": GroupNorm after each conv, for a tower trained from scratch (the teacher's convs
+            # have none, so it needs init_vision_from_teacher=False).
             conv_norm="none",
         )
     )
