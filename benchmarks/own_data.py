@@ -5,7 +5,8 @@ python -m benchmarks.own_data                             # digits and glyphs, a
 python -m benchmarks.own_data --kinds=glyphs --no_validation_file --out=/tmp/own
 python -m benchmarks.own_data --write_only --out=/tmp/own  # only the fixture folders
 
-Writes <out>/<kind>/ (fixture, data set, run) and benchmarks/results/own_data-<date>.json. Bars
+Writes <out>/<kind>/ (fixture, data set, run) and benchmarks/results/own_data-<date>.json (with
+--seed=N > 0: own_data-seedN-<date>.json; the report names the seed and any overrides). Bars
 (reported, never asserted): the best trained objective beats linear regression, CCA and normalized
 CCA in all six directions and is within 1.3x of the class-level floor N / (2C) (N test items, C
 balanced classes: a model that knows only the class ranks the true match about there); classifier
@@ -105,7 +106,12 @@ def main() -> None:
                         help="only write the fixture folders (<out>/<kind>/folder)")  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="extra --config.X=Y flags for every command")
     args = parser.parse_args()
-    report: dict[str, Any] = {"date": datetime.date.today().isoformat(), "kinds": {}}
+    report: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "seed": args.seed,
+        "overrides": args.overrides,
+        "kinds": {},
+    }
     for kind in args.kinds.split(","):
         out = os.path.join(args.out, kind)
         folder = os.path.join(out, "folder")
@@ -128,7 +134,8 @@ def main() -> None:
         report["kinds"][kind] = {"sizes": sizes, "seconds": seconds, "checks": checks}
     if args.write_only:
         return
-    write_report("own_data", report)
+    # Another seed is another fixture: its report sits beside the seed-0 one instead of replacing it.
+    write_report("own_data" if args.seed == 0 else f"own_data-seed{args.seed}", report)
 
 
 if __name__ == "__main__":
