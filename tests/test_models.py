@@ -246,6 +246,37 @@ def test_group_norm_normalizes_each_image_on_its_own():
     assert np.abs(after - before).max() > 1e-2
 
 
+def _with_features(params, times: float):
+    """params with every weight of the vision tower's "features" stack multiplied by `times`."""
+    features = jax.tree.map(lambda w: times * w, params["vision"]["features"])
+    return {**params, "vision": {**params["vision"], "features": features}}
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.3])
+def test_a_fresh_conv_stack_sits_beside_the_first_at_the_configured_weight(scale):
+    vision = {**helpers.TINY_MODEL["vision"], "fresh_channels": (8, 8, 8, 8, 8)}
+    model = models.create_model(_model_config(vision={**vision, "features_scale": scale}))
+    params = models.init_params(model, jax.random.key(0))
+    tower = params["vision"]
+    assert {f"conv{i}" for i in range(1, 6)} <= set(tower["fresh"])
+    assert {f"norm{i}" for i in range(1, 6)} <= set(
+        tower["fresh"]
+    )  # trained from scratch: GroupNorm
+    assert set(tower["features"]) == {f"conv{i}" for i in range(1, 6)}  # what a teacher fills
+    np.testing.assert_array_equal(tower["features_norm"]["scale"], np.float32(scale))
+    np.testing.assert_array_equal(tower["fresh_norm"]["scale"], 1.0)
+    # Both pooled stacks (2 x 8 channels, max ++ mean) feed the tower layer.
+    assert tower["tower"]["kernel"].shape == (2 * 16, 16)
+    images = np.random.default_rng(3).integers(0, 256, (4, 24, 24, 3), dtype=np.uint8)
+    out = model.apply({"params": params}, images, "image")["tower"]
+    other = model.apply({"params": _with_features(params, -1.0)}, images, "image")["tower"]
+    if scale == 0.0:
+        # A zero weight: the first stack does not reach the output until its scale is learned.
+        np.testing.assert_allclose(other, out, rtol=1e-6, atol=1e-7)
+    else:
+        assert np.abs(other - out).max() > 1e-3
+
+
 def test_unknown_conv_norm_is_refused():
     vision = {**helpers.TINY_MODEL["vision"], "conv_norm": "batch"}
     model = models.create_model(_model_config(vision=vision))

@@ -136,6 +136,24 @@ def test_vision_tower_starts_from_the_teachers_conv_layers(tiny_world, tmp_path)
     helpers.assert_trees_equal(state.params["vision"]["features"], teacher_params["features"])
 
 
+def test_a_fresh_conv_stack_is_not_taken_from_the_teacher(tiny_world, tmp_path):
+    from alignment import parallel
+
+    channels = helpers.tiny_config(
+        *tiny_world
+    ).model.vision.channels  # the teacher's, so shapes match
+    overrides = {"model.vision.fresh_channels": channels, "model.vision.features_scale": 0.3}
+    config = helpers.tiny_config(
+        *tiny_world, **overrides, **{"optimizer.learning_rate": 0.0, "halt_at_step": 1}
+    )
+    students.train(config, str(tmp_path))
+    state, _ = helpers.restore_params(str(tmp_path), config)
+    _, teacher_params = restore.restore_teacher(config, tiny_world[1], parallel.make_mesh())
+    helpers.assert_trees_equal(state.params["vision"]["features"], teacher_params["features"])
+    fresh, theirs = state.params["vision"]["fresh"], teacher_params["features"]
+    assert not np.allclose(fresh["conv1"]["kernel"], theirs["conv1"]["kernel"])
+
+
 def test_vision_init_refuses_a_teacher_without_the_towers_conv_norm(tiny_world, tmp_path):
     config = helpers.tiny_config(*tiny_world, **{"model.vision.conv_norm": "group"})
     with pytest.raises(ValueError, match="init_vision_from_teacher=False"):

@@ -90,7 +90,8 @@ def init_params(
 
 def create_model(cfg: Any) -> TriModalNet:
     """TriModalNet from config.model (dtype, tower_dim, fc_dims, num_classes, vision, sound, text;
-    vision.normalization is optional, "symmetric" by default)."""
+    vision.normalization, conv_norm, fresh_channels and features_scale are optional, with the defaults
+    of VisionTower)."""
     dtype = DTYPES[cfg.dtype]
     vision, sound, text = cfg.vision, cfg.sound, cfg.text
     return TriModalNet(
@@ -104,6 +105,8 @@ def create_model(cfg: Any) -> TriModalNet:
             dtype=dtype,
             normalization=vision.get("normalization", "symmetric"),
             conv_norm=vision.get("conv_norm", "none"),
+            fresh_channels=tuple(vision.get("fresh_channels", ())),
+            features_scale=vision.get("features_scale", 1.0),
         ),
         sound=SoundTower(
             channels=tuple(sound.channels),

@@ -180,6 +180,14 @@ class VisionTower(nn.Module):
     image_size is the input side the tower is built for (used to create example inputs).
     normalization: how uint8 inputs become floats ("symmetric" or "imagenet", see normalize_images).
     conv_norm: "none" or "group" (see CONV_NORMS).
+    fresh_channels: () or the channels of a second conv stack ("fresh", same kernels and strides,
+      GroupNorm) beside "features". Each stack's pooled vector is layer-normalized ("features_norm",
+      "fresh_norm") and the two are concatenated before the tower layer. "features" is the stack a
+      teacher initializes; "fresh" always starts random, so it sees what the teacher's labels taught it
+      to ignore (the colours a caption names, when the labels are shapes).
+    features_scale: the initial scale of "features_norm" (with fresh_channels). Below 1 the teacher's
+      features start quiet: the towers first align on what the fresh stack and the captions share, then
+      on the classes as the scale is learned.
     """
 
     channels: Sequence[int]
@@ -191,6 +199,8 @@ class VisionTower(nn.Module):
     dtype: Any = jnp.float32
     normalization: str = "symmetric"
     conv_norm: str = "none"
+    fresh_channels: Sequence[int] = ()
+    features_scale: float = 1.0
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
@@ -204,6 +214,26 @@ class VisionTower(nn.Module):
             name="features",
         )(images)
         x = pool_features(x, self.pool)
+        if self.fresh_channels:
+            fresh = AlexNetFeatures(
+                self.fresh_channels,
+                self.kernels,
+                self.strides,
+                self.dtype,
+                normalization=self.normalization,
+                conv_norm="group",
+                name="fresh",
+            )(images)
+            scale = nn.initializers.constant(self.features_scale)
+            x = jnp.concatenate(
+                [
+                    nn.LayerNorm(dtype=self.dtype, scale_init=scale, name="features_norm")(x),
+                    nn.LayerNorm(dtype=self.dtype, name="fresh_norm")(
+                        pool_features(fresh, self.pool)
+                    ),
+                ],
+                axis=-1,
+            )
         return nn.relu(nn.Dense(self.tower_dim, dtype=self.dtype, name="tower")(x))
 
 

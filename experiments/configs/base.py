@@ -57,6 +57,11 @@ def base_config() -> ml_collections.ConfigDict:
             # "group": GroupNorm after each conv, for a tower trained from scratch (the teacher's convs
             # have none, so it needs init_vision_from_teacher=False).
             conv_norm="none",
+            # A second conv stack of these channels beside the first, always trained from scratch
+            # (GroupNorm), for what a teacher's features leave out; features_scale: the first stack's
+            # initial weight against it (alignment/models/vision.py, VisionTower).
+            fresh_channels=(),
+            features_scale=1.0,
         )
     )
     c.model.sound = ml_collections.ConfigDict(
