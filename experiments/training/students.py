@@ -255,8 +255,9 @@ class _BestCheckpoint:
 
 
 def _vision_from_teacher(config: Any, workdir: str, state: TrainState, mesh) -> TrainState:
-    """Starts the vision tower's conv layers from the teacher's, as a student AlexNet starts from
-    ImageNet weights: the image student then begins by seeing what the teacher sees."""
+    """Starts the vision tower's conv layers ("features") from the teacher's, as a student AlexNet starts
+    from ImageNet weights: the image student then begins by seeing what the teacher sees. A fresh conv
+    stack (model.vision.fresh_channels) keeps its random start."""
     norms = (config.teacher.normalization, config.model.vision.normalization)
     if norms[0] != norms[1]:
         raise ValueError(
