@@ -204,35 +204,22 @@ class VisionTower(nn.Module):
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
-        x = AlexNetFeatures(
-            self.channels,
-            self.kernels,
-            self.strides,
-            self.dtype,
+        stack = functools.partial(
+            AlexNetFeatures,
+            kernels=self.kernels,
+            strides=self.strides,
+            dtype=self.dtype,
             normalization=self.normalization,
-            conv_norm=self.conv_norm,
-            name="features",
-        )(images)
+        )
+        x = stack(self.channels, conv_norm=self.conv_norm, name="features")(images)
         x = pool_features(x, self.pool)
         if self.fresh_channels:
-            fresh = AlexNetFeatures(
-                self.fresh_channels,
-                self.kernels,
-                self.strides,
-                self.dtype,
-                normalization=self.normalization,
-                conv_norm="group",
-                name="fresh",
-            )(images)
+            fresh = stack(self.fresh_channels, conv_norm="group", name="fresh")(images)
             scale = nn.initializers.constant(self.features_scale)
+            features_norm = nn.LayerNorm(dtype=self.dtype, scale_init=scale, name="features_norm")
+            fresh_norm = nn.LayerNorm(dtype=self.dtype, name="fresh_norm")
             x = jnp.concatenate(
-                [
-                    nn.LayerNorm(dtype=self.dtype, scale_init=scale, name="features_norm")(x),
-                    nn.LayerNorm(dtype=self.dtype, name="fresh_norm")(
-                        pool_features(fresh, self.pool)
-                    ),
-                ],
-                axis=-1,
+                [features_norm(x), fresh_norm(pool_features(fresh, self.pool))], axis=-1
             )
         return nn.relu(nn.Dense(self.tower_dim, dtype=self.dtype, name="tower")(x))
 
