@@ -17,6 +17,9 @@ $(STAMP): requirements-lock.txt setup.py
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "error: the venv module is missing: apt-get install python3-venv"; exit 1; }
 	@command -v ffmpeg >/dev/null 2>&1 || echo "note: ffmpeg not found; it is needed only for video input (apt-get install ffmpeg / brew install ffmpeg)"
 	@command -v espeak-ng >/dev/null 2>&1 || echo "note: espeak-ng not found; make test and make bench need it to speak the own-data fixtures (apt-get install espeak-ng / brew install espeak-ng)"
+	@for d in /usr/share/fonts/truetype/noto /usr/share/fonts/noto /usr/share/fonts/google-noto-emoji /usr/share/fonts/TTF; do \
+	  [ -f $$d/NotoColorEmoji.ttf ] && exit 0; done; \
+	  echo "note: the Noto Color Emoji font not found; make test and make bench need it to draw the animals fixture (apt-get install fonts-noto-color-emoji)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-lock.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .

@@ -1,12 +1,13 @@
 """The README's own-data recipe on full-size real-material fixtures: writes each fixture, runs the four
 commands exactly as the README gives them, and prints the tables against the bars of a useful run.
 
-python -m benchmarks.own_data                             # digits and glyphs, about 7 minutes each
+python -m benchmarks.own_data                             # digits, glyphs, animals: about 7 minutes each
 python -m benchmarks.own_data --kinds=glyphs --no_validation_file --out=/tmp/own
 python -m benchmarks.own_data --write_only --out=/tmp/own  # only the fixture folders
 
 Writes <out>/<kind>/ (fixture, data set, run) and benchmarks/results/own_data-<date>.json (with
---seed=N > 0: own_data-seedN-<date>.json; the report names the seed and any overrides). Bars
+--seed=N > 0: own_data-seedN-<date>.json; the report names the seed and any overrides; kinds run
+separately on one day with the same seed and overrides are gathered in one report). Bars
 (reported, never asserted): the best trained objective beats linear regression, CCA and normalized
 CCA in all six directions and is within 1.3x of the class-level floor N / (2C) (N test items, C
 balanced classes: a model that knows only the class ranks the true match about there); classifier
@@ -24,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from data_pipelines.fixtures import FULL_SIZES, write_fixture
+from data_pipelines.fixtures import FULL_SIZES, KINDS, write_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
@@ -60,9 +61,18 @@ def run_recipe(folder: str, out: str, overrides: list[str]) -> dict[str, float]:
 
 
 def write_report(name: str, report: dict[str, Any]) -> str:
-    """Writes benchmarks/results/<name>-<report["date"]>.json; returns its path (also printed)."""
+    """Writes benchmarks/results/<name>-<report["date"]>.json; returns its path (also printed).
+
+    A report of the same day, seed and overrides keeps the kinds this run did not measure, so kinds
+    run one at a time add up to one report.
+    """
     os.makedirs(RESULTS_DIR, exist_ok=True)
     path = os.path.join(RESULTS_DIR, f"{name}-{report['date']}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            earlier = json.load(f)
+        if all(earlier.get(key) == report.get(key) for key in ("seed", "overrides")):
+            report = {**report, "kinds": {**earlier.get("kinds", {}), **report["kinds"]}}
     with open(path, "w") as f:
         json.dump(report, f, indent=1)
     print(f"{name}: wrote {path}")
@@ -97,7 +107,7 @@ def bars(results: dict[str, Any], num_test: int, num_classes: int) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--kinds", default="digits,glyphs")
+    parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--out", default="/tmp/own_data_bench")
     parser.add_argument("--no_validation_file", action="store_true",
                         help="write no validation.jsonl: the recipe holds out train rows")  # fmt: skip

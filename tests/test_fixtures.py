@@ -10,6 +10,7 @@ import soundfile
 from PIL import Image
 
 from data_pipelines.fixtures import KINDS, TINY_SIZES, speech, write_fixture
+from data_pipelines.fixtures import animals as animal_kind
 from data_pipelines.fixtures import digits as digit_kind
 from data_pipelines.fixtures.colours import NAMED_COLOURS
 
@@ -144,3 +145,42 @@ def test_missing_espeak_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setattr(speech.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
         write_fixture("digits", str(tmp_path), train_pairs_per_class=1, test_per_class=1)
+
+
+def test_animal_calls_never_say_a_caption_word():
+    nouns = {
+        word for animal in animal_kind.ANIMALS for noun in animal.nouns for word in noun.split()
+    }
+    for label in range(len(animal_kind.ANIMALS)):
+        for seed in range(20):
+            said = animal_kind.spoken(np.random.default_rng(seed), label)
+            assert not set(said.replace(",", " ").replace("!", " ").split()) & nouns, said
+
+
+@pytest.mark.parametrize("label", ["frog", "duck", "dog"])
+def test_animal_captions_say_face_exactly_when_the_drawing_is_a_face(label):
+    index = animal_kind.CLASSES.index(label)
+    faces = 0
+    for seed in range(24):
+        drawn = animal_kind.picture(np.random.default_rng([seed, 1]), index, None)
+        text = animal_kind.caption(np.random.default_rng([seed, 2]), index, drawn, grey=False)
+        face = "face" in drawn.notes
+        faces += face
+        assert face == bool({"face", "head"} & set(text.replace(",", " ").split())), text
+        assert drawn.pixels.dtype == np.uint8 and drawn.pixels.shape[2] == 3
+        assert min(drawn.pixels.shape[:2]) >= 40
+    # frogs come only as faces, ducks only whole, dogs both ways
+    assert faces == {"frog": 24, "duck": 0}.get(label, faces) and (label != "dog" or 0 < faces < 24)
+
+
+def test_missing_emoji_font_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(animal_kind, "FONT_DIRS", (str(tmp_path),))
+    animal_kind._emoji.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="apt-get install fonts-noto-color-emoji"):
+            write_fixture(
+                "animals", str(tmp_path / "out"), train_pairs_per_class=1, test_per_class=1
+            )
+        assert not (tmp_path / "out").exists()  # checked before anything is written
+    finally:
+        animal_kind._emoji.cache_clear()

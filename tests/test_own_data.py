@@ -1,5 +1,6 @@
 """The README's own-data recipe, command for command, on small folders of real material
-(data_pipelines.fixtures: scikit-learn's handwritten digits, font glyphs, espeak-ng speech)."""
+(data_pipelines.fixtures: scikit-learn's handwritten digits, font glyphs, emoji animals, espeak-ng
+speech)."""
 
 import json
 import os
@@ -32,7 +33,9 @@ def _run(command, flags):
 
 
 @pytest.mark.parametrize(
-    "kind, validation_per_class", [("digits", 0), ("glyphs", 2)], ids=["digits", "glyphs+val"]
+    "kind, validation_per_class",
+    [("digits", 0), ("glyphs", 2), ("animals", 0)],
+    ids=["digits", "glyphs+val", "animals"],
 )
 def test_readme_recipe_runs_on_a_real_folder(tmp_path, kind, validation_per_class):
     folder = tmp_path / kind
