@@ -1,4 +1,5 @@
-"""The paper's losses: model transfer (KL to the teacher) and cross-modal ranking, plus InfoNCE.
+"""The paper's losses: model transfer (KL to the teacher) and cross-modal ranking, plus InfoNCE and
+uniformity.
 
 Every loss is written for one device's share of the batch: the anchors are local, and `candidates`
 (with `offset`, the position of the local positives inside them) may be the whole global batch, so the
@@ -81,6 +82,23 @@ def info_nce(a: jax.Array, b: jax.Array, temperature: float) -> jax.Array:
     return 0.5 * (info_nce_direction(a, b, temperature) + info_nce_direction(b, a, temperature))
 
 
+def uniformity(
+    x: jax.Array, *, candidates: jax.Array | None = None, offset: Any = 0, t: float = 2.0
+) -> jax.Array:
+    """mean_i log mean_{j != i} exp(-t ||x_i - x_j||^2) over unit-normalized rows (Wang and Isola, 2020).
+
+    x: [N, D] local rows; candidates: [M, D] rows containing x at offset..offset+N (default: x). Lower
+    is more spread out; it is smallest when no two rows coincide. Averaging over anchors (not over all
+    pairs) keeps the mean of per-device values equal to the global batch's. Float32 scalar.
+    """
+    a = l2_normalize(x)
+    c = a if candidates is None else l2_normalize(candidates)
+    squared = 2.0 - 2.0 * _cosines(a, c)  # ||a - c||^2 of unit rows
+    others = ~_is_positive(a.shape[0], c.shape[0], offset)
+    log_mean = jax.nn.logsumexp(-t * squared, axis=-1, where=others) - jnp.log(c.shape[0] - 1.0)
+    return jnp.mean(log_mean)
+
+
 def kl_transfer(teacher_probs: jax.Array, student_logits: jax.Array) -> jax.Array:
     """mean_i KL(p_i || softmax(s_i)) = mean_i sum_k p_ik (log p_ik - log_softmax(s)_ik), 0 log 0 = 0.
 
@@ -115,7 +133,12 @@ def objective(
       image; kl_image averages the image student's KL over both streams.
     ranking: ranking_weight * (rank_img_snd + rank_snd_img + rank_img_txt + rank_txt_img), each summed over
       loss_cfg.layers; ranking_kind "hinge" (margin) or "infonce" (temperature, one direction per term).
-    both: the weighted sum of the two. Returns (loss, metrics with each term and "loss").
+    both: the weighted sum of the two.
+    loss_cfg.uniformity_weight > 0 adds that weight times the uniformity of each modality's rows at
+      loss_cfg.layers ("unif_image", "unif_sound", "unif_text"; the image's averaged over both streams):
+      it keeps items of one class from collapsing onto one point, where the ranking loss's push between
+      a pair and a same-class negative cancels, so what captions say beyond the class can be aligned.
+    Returns (loss, metrics with each term and "loss").
     """
     if loss_cfg.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {loss_cfg.objective!r}; expected one of {OBJECTIVES}")
@@ -153,6 +176,20 @@ def objective(
                 terms[key] = jnp.sum(jnp.stack(per_layer))
                 rank_terms.append(terms[key])
         loss = loss + loss_cfg.ranking_weight * sum(rank_terms)
+
+    if getattr(loss_cfg, "uniformity_weight", 0.0) > 0:
+        per_modality: dict[str, list[jax.Array]] = {}
+        for name, pair in streams:
+            for modality in pair:
+                for layer in loss_cfg.layers:
+                    rows = reps[name][modality][layer]
+                    candidates, offset = gather(rows)
+                    value = uniformity(rows, candidates=candidates, offset=offset)
+                    per_modality.setdefault(modality, []).append(value)
+        for modality, values in per_modality.items():
+            terms[f"unif_{modality}"] = jnp.mean(jnp.stack(values))
+        unif_terms = [terms[f"unif_{m}"] for m in per_modality]
+        loss = loss + loss_cfg.uniformity_weight * sum(unif_terms)
 
     return loss, {**terms, "loss": loss}
 

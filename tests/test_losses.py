@@ -169,3 +169,45 @@ def test_objective_terms_follow_the_objective():
     assert "kl_sound" not in text_only and "rank_img_snd" not in text_only
     with pytest.raises(ValueError, match="objective"):
         losses.objective(reps, probs, _loss_cfg("contrastive"))
+
+
+def _uniformity_loop(x: np.ndarray, t: float) -> float:
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    per_anchor = []
+    for i in range(len(x)):
+        others = [np.exp(-t * np.sum((unit[i] - unit[j]) ** 2)) for j in range(len(x)) if j != i]
+        per_anchor.append(np.log(np.mean(others)))
+    return float(np.mean(per_anchor))
+
+
+def test_uniformity_equals_loop_and_is_highest_when_items_coincide():
+    x = np.random.default_rng(3).normal(size=(6, 5)).astype(np.float32)
+    np.testing.assert_allclose(losses.uniformity(x), _uniformity_loop(x, 2.0), rtol=1e-5)
+    same = np.tile(x[:1], (6, 1))
+    np.testing.assert_allclose(losses.uniformity(same), 0.0, atol=1e-6)
+    assert float(losses.uniformity(x)) < -0.5  # spread rows score lower
+
+
+def test_uniformity_with_global_candidates_splits_over_devices():
+    x, _ = _random_pairs(4, n=8)
+    shards = [losses.uniformity(x[k : k + 2], candidates=x, offset=k) for k in range(0, 8, 2)]
+    np.testing.assert_allclose(np.mean(shards), losses.uniformity(x), rtol=1e-6)
+
+
+def test_objective_adds_uniformity_only_when_weighted():
+    reps, probs = _reps(9)
+    cfg = _loss_cfg("both")
+    base, plain = losses.objective(reps, probs, cfg)
+    assert not any(k.startswith("unif_") for k in plain)
+    cfg.uniformity_weight = 0.5
+    loss, m = losses.objective(reps, probs, cfg)
+    text = reps["image_text"]["text"]
+    np.testing.assert_allclose(
+        m["unif_text"], np.mean([losses.uniformity(text[k]) for k in ("fc6", "fc7")]), rtol=1e-6
+    )
+    image = [reps[s]["image"][k] for s in reps for k in ("fc6", "fc7")]
+    np.testing.assert_allclose(
+        m["unif_image"], np.mean([losses.uniformity(r) for r in image]), rtol=1e-6
+    )
+    unif = m["unif_image"] + m["unif_sound"] + m["unif_text"]
+    np.testing.assert_allclose(loss, base + 0.5 * unif, rtol=1e-5)

@@ -33,6 +33,7 @@ LOSS = dict(
     layers=("fc6", "fc7"),
     ranking_kind="hinge",
     temperature=0.1,
+    uniformity_weight=0.5,  # its sharded value must equal the single-device one too
     skip_nonfinite=True,
 )
 

@@ -115,6 +115,9 @@ def base_config() -> ml_collections.ConfigDict:
             layers=("fc7",),
             ranking_kind="hinge",  # hinge (the paper) | infonce
             temperature=0.1,
+            # > 0: spreads each modality's items at loss.layers (losses.uniformity), so that items of
+            # one class do not collapse onto one point and detail beyond the class can align.
+            uniformity_weight=0.0,
             skip_nonfinite=False,
         )
     )
