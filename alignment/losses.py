@@ -1,5 +1,5 @@
-"""The paper's losses: model transfer (KL to the teacher) and cross-modal ranking, plus InfoNCE and
-uniformity.
+"""The paper's losses: model transfer (KL to the teacher) and cross-modal ranking, plus InfoNCE,
+uniformity and the ranking of predicted caption words.
 
 Every loss is written for one device's share of the batch: the anchors are local, and `candidates`
 (with `offset`, the position of the local positives inside them) may be the whole global batch, so the
@@ -99,6 +99,31 @@ def uniformity(
     return jnp.mean(log_mean)
 
 
+def mean_words(words: jax.Array, mask: jax.Array) -> jax.Array:
+    """Caption word vectors [N, L, D] with mask [N, L] -> their mean over the kept words [N, D] float32
+    (zero for a caption with no word)."""
+    weights = mask.astype(jnp.float32)[..., None]
+    total = jnp.sum(words.astype(jnp.float32) * weights, axis=1)
+    return total / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
+
+
+def words_ranking(
+    predicted: jax.Array, captions: jax.Array, margin: float, gather: Gather
+) -> jax.Array:
+    """The hinge ranking of each row's predicted caption vector against the batch's captions.
+
+    predicted: [N, D] the word head's output for the local rows; captions: [N, D] their captions' mean
+    word vectors (mean_words). The captions are fixed targets (no tower reads them), centred on the
+    mean of the whole batch (gather) so that what all captions share does not dominate the cosines.
+    Float32 scalar, as ranking_loss.
+    """
+    candidates, offset = gather(captions)
+    centre = jnp.mean(candidates, axis=0)
+    return ranking_loss(
+        predicted, captions - centre, margin, candidates=candidates - centre, offset=offset
+    )
+
+
 def kl_transfer(teacher_probs: jax.Array, student_logits: jax.Array) -> jax.Array:
     """mean_i KL(p_i || softmax(s_i)) = mean_i sum_k p_ik (log p_ik - log_softmax(s)_ik), 0 log 0 = 0.
 
@@ -121,6 +146,7 @@ def objective(
     teacher_probs: Mapping[str, jax.Array] | None,
     loss_cfg: Any,
     gather: Gather | None = None,
+    caption_words: Mapping[str, jax.Array] | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The training loss of config.loss over the pair streams present in `reps`.
 
@@ -134,10 +160,16 @@ def objective(
     ranking: ranking_weight * (rank_img_snd + rank_snd_img + rank_img_txt + rank_txt_img), each summed over
       loss_cfg.layers; ranking_kind "hinge" (margin) or "infonce" (temperature, one direction per term).
     both: the weighted sum of the two.
+    caption_words: {stream: [N, word_dim]} the mean word vectors of a stream's captions (mean_words).
     loss_cfg.uniformity_weight > 0 adds that weight times the uniformity of each modality's rows at
       loss_cfg.layers ("unif_image", "unif_sound", "unif_text"; the image's averaged over both streams):
       it keeps items of one class from collapsing onto one point, where the ranking loss's push between
       a pair and a same-class negative cancels, so what captions say beyond the class can be aligned.
+    loss_cfg.words_weight > 0 (needs the model's word head, reps[...]["words"]) adds that weight times
+      words_ranking of the image and of the text of each stream in caption_words ("words_img",
+      "words_txt"): both must predict their caption's own words, not only its class, from fc7. The
+      captions here are fixed, so unlike the ranking between the towers this pull does not vanish when
+      both towers have collapsed the items of a class onto one point.
     Returns (loss, metrics with each term and "loss").
     """
     if loss_cfg.objective not in OBJECTIVES:
@@ -190,6 +222,22 @@ def objective(
             terms[f"unif_{modality}"] = jnp.mean(jnp.stack(values))
         unif_terms = [terms[f"unif_{m}"] for m in per_modality]
         loss = loss + loss_cfg.uniformity_weight * sum(unif_terms)
+
+    if getattr(loss_cfg, "words_weight", 0.0) > 0:
+        word_terms = []
+        for name, pair in streams:
+            if caption_words is None or name not in caption_words:
+                continue
+            for modality in pair:
+                if "words" not in reps[name][modality]:
+                    raise ValueError(
+                        "loss.words_weight > 0 needs the word head: set --config.model.word_head=True"
+                    )
+                terms[f"words_{_SHORT[modality]}"] = words_ranking(
+                    reps[name][modality]["words"], caption_words[name], loss_cfg.margin, gather
+                )
+                word_terms.append(terms[f"words_{_SHORT[modality]}"])
+        loss = loss + loss_cfg.words_weight * sum(word_terms)
 
     return loss, {**terms, "loss": loss}
 

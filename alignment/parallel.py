@@ -18,7 +18,7 @@ from jax import lax, shard_map
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from alignment.losses import objective
+from alignment.losses import mean_words, objective
 from alignment.models.network import TriModalNet, init_params
 from alignment.streams import STEP_INPUTS, STREAMS
 from alignment.train_state import TrainState
@@ -157,7 +157,12 @@ def make_train_step(
                     )
                     for j, modality in enumerate(STREAMS[name])
                 }
-            return objective(reps, teacher_probs, loss_cfg, gather)
+            captions = {
+                name: mean_words(inputs["text"], inputs["text_mask"])
+                for name, inputs in batch.items()
+                if "text" in inputs
+            }
+            return objective(reps, teacher_probs, loss_cfg, gather, captions)
 
         # Per-device copies of the parameters: each device differentiates its own share of the loss
         # (cross-device terms flow back through all_gather), and pmean then averages.
@@ -196,8 +201,9 @@ def make_train_step(
 
 
 def make_embed_fn(model: TriModalNet, mesh: Mesh) -> Callable[..., dict[str, jax.Array]]:
-    """embed(params, x, modality, mask=None) -> {"tower", "fc6", "fc7", "logits"}, each [B, dim] sharded
-    over 'data'. x (and mask) [B, ...] with B divisible by the mesh size; pad the last batch."""
+    """embed(params, x, modality, mask=None) -> {"tower", "fc6", "fc7", "logits"[, "words"]}, each
+    [B, dim] sharded over 'data'. x (and mask) [B, ...] with B divisible by the mesh size; pad the last
+    batch."""
 
     def embed(params, x, modality, mask=None):
         def local(params, x, mask):

@@ -277,6 +277,23 @@ def test_a_fresh_conv_stack_sits_beside_the_first_at_the_configured_weight(scale
         assert np.abs(other - out).max() > 1e-3
 
 
+def test_the_word_head_maps_fc7_of_every_modality_into_the_word_space(tiny):
+    _, plain = tiny
+    model = models.create_model(_model_config(word_head=True))
+    params = models.init_params(model, jax.random.key(0))
+    assert set(params["head"]) == {"fc6", "fc7", "logits", "words"}
+    word_dim = helpers.TINY_MODEL["text"]["word_dim"]
+    inputs = model.example_inputs(3)
+    for modality in ("image", "sound", "text"):
+        mask = inputs["text_mask"] if modality == "text" else None
+        reps = model.apply({"params": params}, inputs[modality], modality, mask)
+        assert reps["words"].shape == (3, word_dim)
+        kernel, bias = params["head"]["words"]["kernel"], params["head"]["words"]["bias"]
+        np.testing.assert_allclose(reps["words"], reps["fc7"] @ kernel + bias, rtol=1e-5, atol=1e-6)
+    tiny_model, _ = tiny
+    assert "words" not in tiny_model.apply({"params": plain}, inputs["image"], "image")
+
+
 def test_unknown_conv_norm_is_refused():
     vision = {**helpers.TINY_MODEL["vision"], "conv_norm": "batch"}
     model = models.create_model(_model_config(vision=vision))

@@ -15,7 +15,7 @@ from tests import helpers
 
 BATCH = 16  # global, per pair type: 2 per device on 8 devices
 
-MODEL = helpers.TINY_MODEL
+MODEL = {**helpers.TINY_MODEL, "word_head": True}
 TEACHER = dict(
     image_size=24,
     channels=(4, 4, 4, 4, 4),
@@ -34,6 +34,7 @@ LOSS = dict(
     ranking_kind="hinge",
     temperature=0.1,
     uniformity_weight=0.5,  # its sharded value must equal the single-device one too
+    words_weight=0.5,  # and so must the caption words' ranking
     skip_nonfinite=True,
 )
 
@@ -137,7 +138,9 @@ def test_sharded_step_equals_single_device_step(setup):
     (params8, metrics8), (params1, metrics1) = results
 
     assert (
-        set(metrics8) == set(metrics1) >= {"loss", "kl_text", "rank_txt_img", "grad_norm", "finite"}
+        set(metrics8)
+        == set(metrics1)
+        >= {"loss", "kl_text", "rank_txt_img", "words_img", "words_txt", "grad_norm", "finite"}
     )
     for name in metrics8:
         np.testing.assert_allclose(metrics8[name], metrics1[name], rtol=1e-5, err_msg=name)

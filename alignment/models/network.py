@@ -17,7 +17,8 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 class TriModalNet(nn.Module):
-    """Images, sounds or sentences -> {"tower", "fc6", "fc7", "logits"}, each [B, dim] float32.
+    """Images, sounds or sentences -> {"tower", "fc6", "fc7", "logits"} (and "words" with the head's
+    word_dim), each [B, dim] float32.
 
     Parameters: {"vision": ..., "sound": ..., "text": ..., "head": {"fc6", "fc7", "logits"}}; the head's
     weights are the same for every modality. Build every tower's parameters at once with `init_params`.
@@ -91,7 +92,7 @@ def init_params(
 def create_model(cfg: Any) -> TriModalNet:
     """TriModalNet from config.model (dtype, tower_dim, fc_dims, num_classes, vision, sound, text;
     vision.normalization, conv_norm, fresh_channels and features_scale are optional, with the defaults
-    of VisionTower)."""
+    of VisionTower; word_head=True gives the head a "words" output of text.word_dim)."""
     dtype = DTYPES[cfg.dtype]
     vision, sound, text = cfg.vision, cfg.sound, cfg.text
     return TriModalNet(
@@ -125,5 +126,10 @@ def create_model(cfg: Any) -> TriModalNet:
             word_dim=text.word_dim,
             dtype=dtype,
         ),
-        head=SharedHead(fc_dims=tuple(cfg.fc_dims), num_classes=cfg.num_classes, dtype=dtype),
+        head=SharedHead(
+            fc_dims=tuple(cfg.fc_dims),
+            num_classes=cfg.num_classes,
+            dtype=dtype,
+            word_dim=text.word_dim if cfg.get("word_head", False) else 0,
+        ),
     )

@@ -43,6 +43,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.dtype = "float32"
     c.model.tower_dim = 256
     c.model.fc_dims = (256, 256)
+    # True: a linear "words" output from fc7 to the word-vector space (for loss.words_weight).
+    c.model.word_head = False
     c.model.num_classes = 48  # 0: the data set's class count (label_names.json)
     c.model.vision = ml_collections.ConfigDict(
         dict(
@@ -118,6 +120,9 @@ def base_config() -> ml_collections.ConfigDict:
             # > 0: spreads each modality's items at loss.layers (losses.uniformity), so that items of
             # one class do not collapse onto one point and detail beyond the class can align.
             uniformity_weight=0.0,
+            # > 0 (with model.word_head): the image and the caption each predict the caption's mean
+            # word vector from fc7, ranked against the batch's captions (losses.words_ranking).
+            words_weight=0.0,
             skip_nonfinite=False,
         )
     )
