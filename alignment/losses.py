@@ -108,20 +108,23 @@ def mean_words(words: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def words_ranking(
-    predicted: jax.Array, captions: jax.Array, margin: float, gather: Gather
+    predicted: jax.Array,
+    captions: jax.Array,
+    margin: float,
+    *,
+    candidates: jax.Array | None = None,
+    offset: Any = 0,
 ) -> jax.Array:
-    """The hinge ranking of each row's predicted caption vector against the batch's captions.
+    """ranking_loss of each row's predicted caption vector against the batch's captions, centred.
 
     predicted: [N, D] the word head's output for the local rows; captions: [N, D] their captions' mean
-    word vectors (mean_words). The captions are fixed targets (no tower reads them), centred on the
-    mean of the whole batch (gather) so that what all captions share does not dominate the cosines.
-    Float32 scalar, as ranking_loss.
+    word vectors (mean_words); candidates: [M, D] the whole batch's, holding captions at
+    offset..offset+N (default: captions). The captions are fixed targets (no tower reads them), centred
+    on the candidates' mean so that what all captions share does not dominate the cosines. Float32.
     """
-    candidates, offset = gather(captions)
-    centre = jnp.mean(candidates, axis=0)
-    return ranking_loss(
-        predicted, captions - centre, margin, candidates=candidates - centre, offset=offset
-    )
+    c = captions if candidates is None else candidates
+    centre = jnp.mean(c, axis=0)
+    return ranking_loss(predicted, captions - centre, margin, candidates=c - centre, offset=offset)
 
 
 def kl_transfer(teacher_probs: jax.Array, student_logits: jax.Array) -> jax.Array:
@@ -228,15 +231,22 @@ def objective(
         for name, pair in streams:
             if caption_words is None or name not in caption_words:
                 continue
+            captions = caption_words[name]
+            candidates, offset = gather(captions)  # once for both modalities of the stream
             for modality in pair:
                 if "words" not in reps[name][modality]:
                     raise ValueError(
                         "loss.words_weight > 0 needs the word head: set --config.model.word_head=True"
                     )
-                terms[f"words_{_SHORT[modality]}"] = words_ranking(
-                    reps[name][modality]["words"], caption_words[name], loss_cfg.margin, gather
+                key = f"words_{_SHORT[modality]}"
+                terms[key] = words_ranking(
+                    reps[name][modality]["words"],
+                    captions,
+                    loss_cfg.margin,
+                    candidates=candidates,
+                    offset=offset,
                 )
-                word_terms.append(terms[f"words_{_SHORT[modality]}"])
+                word_terms.append(terms[key])
         loss = loss + loss_cfg.words_weight * sum(word_terms)
 
     return loss, {**terms, "loss": loss}

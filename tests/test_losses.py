@@ -213,10 +213,6 @@ def test_objective_adds_uniformity_only_when_weighted():
     np.testing.assert_allclose(loss, base + 0.5 * unif, rtol=1e-5)
 
 
-def _whole_batch(x):
-    return x, 0
-
-
 def test_mean_words_averages_only_the_kept_words():
     words = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
     mask = np.array([[True, False, True], [False, False, False]])
@@ -226,18 +222,18 @@ def test_mean_words_averages_only_the_kept_words():
 def test_words_ranking_ranks_centred_captions_and_splits_over_devices():
     predicted, captions = _random_pairs(5, n=8)
     centred = captions - captions.mean(axis=0)
-    whole = losses.words_ranking(predicted, captions, 0.2, _whole_batch)
+    whole = losses.words_ranking(predicted, captions, 0.2)
     np.testing.assert_allclose(whole, _ranking_loop(predicted, centred, 0.2), rtol=1e-5)
     # Shifting every caption by one vector changes nothing: what all captions share is removed.
-    shifted = losses.words_ranking(predicted, captions + 3.0, 0.2, _whole_batch)
+    shifted = losses.words_ranking(predicted, captions + 3.0, 0.2)
     np.testing.assert_allclose(shifted, whole, rtol=1e-5)
 
-    def shard(k):  # device k // 2 of 4: its rows, and the whole batch's captions as candidates
-        return losses.words_ranking(
-            predicted[k : k + 2], captions[k : k + 2], 0.2, lambda x: (captions, k)
+    shards = [
+        losses.words_ranking(
+            predicted[k : k + 2], captions[k : k + 2], 0.2, candidates=captions, offset=k
         )
-
-    shards = [shard(k) for k in range(0, 8, 2)]
+        for k in range(0, 8, 2)
+    ]
     np.testing.assert_allclose(np.mean(shards), whole, rtol=1e-6)
 
 
@@ -256,9 +252,7 @@ def test_objective_adds_caption_words_only_when_weighted_and_needs_the_word_head
     loss, m = losses.objective(reps, probs, cfg, caption_words=words)
     pair = reps["image_text"]
     for short, modality in (("img", "image"), ("txt", "text")):
-        expected = losses.words_ranking(
-            pair[modality]["words"], words["image_text"], 0.2, _whole_batch
-        )
+        expected = losses.words_ranking(pair[modality]["words"], words["image_text"], 0.2)
         np.testing.assert_allclose(m[f"words_{short}"], expected, rtol=1e-6)
     assert "words_snd" not in m  # the sound stream has no caption
     np.testing.assert_allclose(loss, base + 0.5 * (m["words_img"] + m["words_txt"]), rtol=1e-5)
