@@ -9,9 +9,11 @@ import pytest
 import soundfile
 from PIL import Image
 
-from data_pipelines.fixtures import KINDS, TINY_SIZES, speech, write_fixture
+from data_pipelines.fixtures import KINDS, TINY_SIZES, emoji, music, speech, write_fixture
 from data_pipelines.fixtures import animals as animal_kind
+from data_pipelines.fixtures import countries as country_kind
 from data_pipelines.fixtures import digits as digit_kind
+from data_pipelines.fixtures.benchmark_layouts import write_clotho_fixture, write_esc50_fixture
 from data_pipelines.fixtures.colours import NAMED_COLOURS
 
 SPLITS = ("train", "validation", "test")
@@ -174,13 +176,85 @@ def test_animal_captions_say_face_exactly_when_the_drawing_is_a_face(label):
 
 
 def test_missing_emoji_font_is_a_one_line_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(animal_kind, "FONT_DIRS", (str(tmp_path),))
-    animal_kind._emoji.cache_clear()
+    monkeypatch.setattr(emoji, "FONT_DIRS", (str(tmp_path),))
+    emoji.drawing.cache_clear()
     try:
-        with pytest.raises(RuntimeError, match="apt-get install fonts-noto-color-emoji"):
-            write_fixture(
-                "animals", str(tmp_path / "out"), train_pairs_per_class=1, test_per_class=1
-            )
-        assert not (tmp_path / "out").exists()  # checked before anything is written
+        for kind in ("animals", "instruments"):
+            with pytest.raises(RuntimeError, match="apt-get install fonts-noto-color-emoji"):
+                write_fixture(
+                    kind, str(tmp_path / "out"), train_pairs_per_class=1, test_per_class=1
+                )
+            assert not (tmp_path / "out").exists()  # checked before anything is written
     finally:
-        animal_kind._emoji.cache_clear()
+        emoji.drawing.cache_clear()
+
+
+def test_missing_synthesizer_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(music.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="apt-get install fluidsynth timgm6mb-soundfont"):
+        write_fixture(
+            "instruments", str(tmp_path / "out"), train_pairs_per_class=1, test_per_class=1
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def _peak_hz(wave: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(wave.shape[0])))
+    return float(np.fft.rfftfreq(wave.shape[0], 1.0 / rate)[np.argmax(spectrum)])
+
+
+@pytest.mark.parametrize("pitch, hertz", [(69, 440.0), (81, 880.0)])
+def test_a_note_sounds_at_its_pitch_for_its_length(pitch, hertz):
+    # A flute (General MIDI 73) holding one note for 2 beats at 120 bpm: one second.
+    wave, rate = music.play([music.Note(0.0, 2.0, pitch, 100)], 120.0, 73)
+    loud = speech.trim_silence(wave, threshold=0.01 * float(np.max(np.abs(wave))))
+    assert 0.9 <= loud.shape[0] / rate <= 1.6  # the note and its release
+    middle = loud[int(0.2 * rate) : int(0.8 * rate)]
+    assert abs(_peak_hz(middle, rate) - hertz) < 0.03 * hertz
+
+
+def test_drum_hits_play_on_the_drum_channel():
+    hits = [music.Note(0.5 * i, 0.2, 38, 110) for i in range(4)]  # snare drum in the drum kit
+    drums, rate = music.play(hits, 120.0, None)
+    piano, _ = music.play(hits, 120.0, 0)  # the same note numbers on a piano: D2
+    assert np.sqrt(np.mean(drums**2)) > 1e-3
+    assert not np.allclose(drums[: piano.shape[0]], piano[: drums.shape[0]], atol=1e-3)
+    # Four separate strokes: the envelope rises four times, a quarter second (half a beat) apart.
+    frame = rate // 100
+    frames = drums[: drums.shape[0] // frame * frame].reshape(-1, frame)
+    envelope = np.concatenate([[0.0], np.sqrt(np.mean(frames**2, axis=1))])
+    above = envelope > 0.3 * envelope.max()
+    onsets = np.flatnonzero(above[1:] & ~above[:-1])
+    assert len(onsets) == 4 and np.allclose(np.diff(onsets), 25, atol=2)
+
+
+def test_spoken_layouts_refuse_a_kind_without_speech(tmp_path):
+    for write in (write_esc50_fixture, write_clotho_fixture):
+        with pytest.raises(ValueError, match="'instruments' has no spoken names"):
+            write(tmp_path / write.__name__, "instruments")
+
+
+def test_a_flag_is_drawn_as_one_flag():
+    # France: blue, white and red from left to right (two letters "F" "R" would be grey boxes).
+    flag = emoji.drawing(country_kind._flag("FR")).astype(float)
+    third = flag.shape[1] // 3
+    left, right = flag[:, :third, :3].mean((0, 1)), flag[:, -third:, :3].mean((0, 1))
+    assert flag.shape[1] > flag.shape[0]
+    assert left[2] > left[0] + 60 and right[0] > right[2] + 60
+
+
+def test_countries_speak_numbers_in_their_language(monkeypatch):
+    said = []
+    monkeypatch.setattr(country_kind, "speak", lambda text, *voice: said.append((text, voice)))
+    for label, country in enumerate(country_kind.COUNTRIES):
+        country_kind.sound(np.random.default_rng(label), label)
+        text, (voice, _, _) = said[-1]
+        assert voice.split("+")[0] == country.language
+        assert text.replace(", ", "").isdigit()  # numbers only: no word of any caption
+
+
+def test_flag_emoji_need_text_layout(tmp_path, monkeypatch):
+    monkeypatch.setattr(country_kind.features, "check", lambda name: False)
+    with pytest.raises(RuntimeError, match="libraqm"):
+        write_fixture("countries", str(tmp_path / "out"), train_pairs_per_class=1, test_per_class=1)
+    assert not (tmp_path / "out").exists()

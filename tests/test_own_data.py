@@ -1,6 +1,6 @@
 """The README's own-data recipe, command for command, on small folders of real material
-(data_pipelines.fixtures: scikit-learn's handwritten digits, font glyphs, emoji animals, espeak-ng
-speech)."""
+(data_pipelines.fixtures: scikit-learn's handwritten digits, font glyphs, emoji animals, instruments
+and flags, espeak-ng speech in English and eleven other languages, fluidsynth music)."""
 
 import json
 import os
@@ -34,8 +34,8 @@ def _run(command, flags):
 
 @pytest.mark.parametrize(
     "kind, validation_per_class",
-    [("digits", 0), ("glyphs", 2), ("animals", 0)],
-    ids=["digits", "glyphs+val", "animals"],
+    [("digits", 0), ("glyphs", 2), ("animals", 0), ("instruments", 0), ("countries", 2)],
+    ids=["digits", "glyphs+val", "animals", "instruments", "countries+val"],
 )
 def test_readme_recipe_runs_on_a_real_folder(tmp_path, kind, validation_per_class):
     folder = tmp_path / kind
