@@ -1,7 +1,7 @@
 """The README's own-data recipe on full-size real-material fixtures: writes each fixture, runs the four
 commands exactly as the README gives them, and prints the tables against the bars of a useful run.
 
-python -m benchmarks.own_data                             # digits, glyphs, animals: about 7 minutes each
+python -m benchmarks.own_data                             # every kind: about 4-7 minutes each
 python -m benchmarks.own_data --kinds=glyphs --no_validation_file --out=/tmp/own
 python -m benchmarks.own_data --write_only --out=/tmp/own  # only the fixture folders
 
