@@ -47,18 +47,30 @@ def ranking_loss(
     *,
     candidates: jax.Array | None = None,
     offset: Any = 0,
+    weights: jax.Array | None = None,
 ) -> jax.Array:
-    """(1/N) sum_i sum_{j != i} max(0, margin - cos(a_i, p_i) + cos(a_i, p_j)), one direction.
+    """(1/N) sum_i sum_{j != i} w_ij max(0, margin - cos(a_i, p_i) + cos(a_i, p_j)), one direction.
 
     anchor, positive: [N, D] unnormalized pairs. candidates: [M, D] negatives containing the positives at
-    rows offset..offset+N (default: the positives themselves). Returns a float32 scalar.
+    rows offset..offset+N (default: the positives themselves). weights: [N, M] w_ij (default: all 1,
+    the paper's loss). Returns a float32 scalar.
     """
     a, p = l2_normalize(anchor), l2_normalize(positive)
     c = p if candidates is None else l2_normalize(candidates)
     matched = jnp.sum(a * p, axis=-1)
     hinge = jax.nn.relu(margin - matched[:, None] + _cosines(a, c))
     hinge = jnp.where(_is_positive(a.shape[0], c.shape[0], offset), 0.0, hinge)
+    if weights is not None:
+        hinge = hinge * weights
     return jnp.sum(hinge) / a.shape[0]
+
+
+def same_class_weights(
+    classes: jax.Array, candidate_classes: jax.Array, weight: float
+) -> jax.Array:
+    """[N] and [M] class indices -> [N, M] float32: `weight` where the classes match, else 1."""
+    same = classes[:, None] == candidate_classes[None, :]
+    return jnp.where(same, jnp.float32(weight), jnp.float32(1.0))
 
 
 def info_nce_direction(
@@ -173,10 +185,22 @@ def objective(
       "words_txt"): both must predict their caption's own words, not only its class, from fc7. The
       captions here are fixed, so unlike the ranking between the towers this pull does not vanish when
       both towers have collapsed the items of a class onto one point.
+    loss_cfg.same_class_weight (default 1; objective "both", hinge) weighs each negative of the same
+      class as the anchor's pair (the teacher's most probable class of each image) in the ranking
+      terms: above 1, the pairs must be told apart from their own class's items, not only from the
+      other classes (which the KL terms already separate).
     Returns (loss, metrics with each term and "loss").
     """
     if loss_cfg.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {loss_cfg.objective!r}; expected one of {OBJECTIVES}")
+    same_class_weight = getattr(loss_cfg, "same_class_weight", 1.0)
+    if same_class_weight != 1.0 and (
+        loss_cfg.objective != "both" or loss_cfg.ranking_kind != "hinge"
+    ):
+        raise ValueError(
+            "loss.same_class_weight needs the teacher's classes and the hinge: set "
+            "--config.loss.objective=both and --config.loss.ranking_kind=hinge, or the weight to 1"
+        )
     gather = gather or _local
     streams = [(name, pair) for name, pair in STREAMS.items() if name in reps]
     terms: dict[str, jax.Array] = {}
@@ -197,6 +221,10 @@ def objective(
     if loss_cfg.objective in ("ranking", "both"):
         rank_terms = []
         for name, pair in streams:
+            weights = None
+            if same_class_weight != 1.0 and teacher_probs is not None:
+                classes = jnp.argmax(teacher_probs[name], axis=-1)
+                weights = same_class_weights(classes, gather(classes)[0], same_class_weight)
             for anchor_modality, positive_modality in (pair, pair[::-1]):
                 key = f"rank_{_SHORT[anchor_modality]}_{_SHORT[positive_modality]}"
                 per_layer = [
@@ -205,6 +233,7 @@ def objective(
                         reps[name][positive_modality][layer],
                         loss_cfg,
                         gather,
+                        weights,
                     )
                     for layer in loss_cfg.layers
                 ]
@@ -253,11 +282,17 @@ def objective(
 
 
 def _ranking_term(
-    anchor: jax.Array, positive: jax.Array, loss_cfg: Any, gather: Gather
+    anchor: jax.Array,
+    positive: jax.Array,
+    loss_cfg: Any,
+    gather: Gather,
+    weights: jax.Array | None = None,
 ) -> jax.Array:
     candidates, offset = gather(positive)
     if loss_cfg.ranking_kind == "hinge":
-        return ranking_loss(anchor, positive, loss_cfg.margin, candidates=candidates, offset=offset)
+        return ranking_loss(
+            anchor, positive, loss_cfg.margin, candidates=candidates, offset=offset, weights=weights
+        )
     if loss_cfg.ranking_kind == "infonce":
         return info_nce_direction(
             anchor, positive, loss_cfg.temperature, candidates=candidates, offset=offset

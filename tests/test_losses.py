@@ -52,6 +52,25 @@ def test_ranking_loss_equals_loop(margin):
     np.testing.assert_allclose(got, _ranking_loop(a, b, margin), rtol=1e-5)
 
 
+def test_weighted_ranking_loss_scales_each_negative():
+    a, b = _random_pairs(5, n=6)
+    weights = np.random.default_rng(5).uniform(0.0, 3.0, size=(6, 6)).astype(np.float32)
+    expected = 0.0
+    for i, j in itertools.product(range(6), range(6)):
+        if i != j:
+            hinge = 0.3 - _cosine(a[i], b[i]) + _cosine(a[i], b[j])
+            expected += weights[i, j] * max(0.0, hinge)
+    got = losses.ranking_loss(a, b, 0.3, weights=weights)
+    np.testing.assert_allclose(got, expected / 6, rtol=1e-5)
+    ones = losses.ranking_loss(a, b, 0.3, weights=np.ones((6, 6), np.float32))
+    np.testing.assert_allclose(ones, losses.ranking_loss(a, b, 0.3), rtol=1e-6)
+
+
+def test_same_class_weights_mark_the_anchor_class():
+    got = losses.same_class_weights(jnp.array([0, 2]), jnp.array([0, 1, 2, 0]), 3.0)
+    np.testing.assert_array_equal(got, [[3, 1, 1, 3], [1, 1, 3, 1]])
+
+
 def test_ranking_loss_batch_of_one_is_zero():
     a, b = _random_pairs(1, n=1)
     assert float(losses.ranking_loss(a, b, 0.2)) == 0.0
@@ -169,6 +188,34 @@ def test_objective_terms_follow_the_objective():
     assert "kl_sound" not in text_only and "rank_img_snd" not in text_only
     with pytest.raises(ValueError, match="objective"):
         losses.objective(reps, probs, _loss_cfg("contrastive"))
+
+
+def test_objective_weighs_same_class_negatives_by_the_teacher_class():
+    reps, probs = _reps(10)
+    cfg = _loss_cfg("both")
+    _, plain = losses.objective(reps, probs, cfg)
+    cfg.same_class_weight = 1.0
+    _, unit = losses.objective(reps, probs, cfg)
+    np.testing.assert_allclose(unit["rank_img_txt"], plain["rank_img_txt"], rtol=1e-6)
+    cfg.same_class_weight = 3.0
+    _, m = losses.objective(reps, probs, cfg)
+    for stream, (first, second) in (
+        ("image_sound", ("img", "snd")),
+        ("image_text", ("img", "txt")),
+    ):
+        classes = np.argmax(probs[stream], axis=-1)
+        weights = losses.same_class_weights(classes, classes, 3.0)
+        a, b = (reps[stream][m_] for m_ in losses.STREAMS[stream])
+        expected = sum(
+            losses.ranking_loss(a[k], b[k], 0.2, weights=weights) for k in ("fc6", "fc7")
+        )
+        np.testing.assert_allclose(m[f"rank_{first}_{second}"], expected, rtol=1e-6)
+    assert m["rank_img_txt"] >= plain["rank_img_txt"]
+    for objective, kind in (("ranking", "hinge"), ("both", "infonce")):
+        bad = _loss_cfg(objective, kind)
+        bad.same_class_weight = 3.0
+        with pytest.raises(ValueError, match="same_class_weight"):
+            losses.objective(reps, probs if objective == "both" else None, bad)
 
 
 def _uniformity_loop(x: np.ndarray, t: float) -> float:

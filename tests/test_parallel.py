@@ -35,6 +35,7 @@ LOSS = dict(
     temperature=0.1,
     uniformity_weight=0.5,  # its sharded value must equal the single-device one too
     words_weight=0.5,  # and so must the caption words' ranking
+    same_class_weight=2.0,  # and the ranking with same-class negatives weighed
     skip_nonfinite=True,
 )
 

@@ -123,6 +123,9 @@ def base_config() -> ml_collections.ConfigDict:
             # > 0 (with model.word_head): the image and the caption each predict the caption's mean
             # word vector from fc7, ranked against the batch's captions (losses.words_ranking).
             words_weight=0.0,
+            # The hinge's weight of a negative of the anchor's own class (the teacher's argmax of each
+            # image; objective "both"): above 1, pairs must differ from their class's other items.
+            same_class_weight=1.0,
             skip_nonfinite=False,
         )
     )
