@@ -188,7 +188,9 @@ def objective(
     loss_cfg.same_class_weight (default 1; objective "both", hinge) weighs each negative of the same
       class as the anchor's pair (the teacher's most probable class of each image) in the ranking
       terms: above 1, the pairs must be told apart from their own class's items, not only from the
-      other classes (which the KL terms already separate).
+      other classes (which the KL terms already separate). Only the streams in
+      loss_cfg.same_class_streams (default both) are weighed: a stream whose pairs share nothing
+      within a class (a dog's bark and a photo of another dog) has nothing there to tell apart.
     Returns (loss, metrics with each term and "loss").
     """
     if loss_cfg.objective not in OBJECTIVES:
@@ -200,6 +202,12 @@ def objective(
         raise ValueError(
             "loss.same_class_weight needs the teacher's classes and the hinge: set "
             "--config.loss.objective=both and --config.loss.ranking_kind=hinge, or the weight to 1"
+        )
+    same_class_streams = tuple(getattr(loss_cfg, "same_class_streams", tuple(STREAMS)))
+    unknown = sorted(set(same_class_streams) - set(STREAMS))
+    if unknown:
+        raise ValueError(
+            f"loss.same_class_streams names unknown streams {unknown}; expected some of {tuple(STREAMS)}"
         )
     gather = gather or _local
     streams = [(name, pair) for name, pair in STREAMS.items() if name in reps]
@@ -222,7 +230,7 @@ def objective(
         rank_terms = []
         for name, pair in streams:
             weights = None
-            if same_class_weight != 1.0 and teacher_probs is not None:
+            if same_class_weight != 1.0 and name in same_class_streams:
                 classes = jnp.argmax(teacher_probs[name], axis=-1)
                 weights = same_class_weights(classes, gather(classes)[0], same_class_weight)
             for anchor_modality, positive_modality in (pair, pair[::-1]):

@@ -218,6 +218,24 @@ def test_objective_weighs_same_class_negatives_by_the_teacher_class():
             losses.objective(reps, probs if objective == "both" else None, bad)
 
 
+def test_same_class_weight_weighs_only_the_named_streams():
+    reps, probs = _reps(11)
+    cfg = _loss_cfg("both")
+    _, plain = losses.objective(reps, probs, cfg)
+    cfg.same_class_weight = 3.0
+    _, both = losses.objective(reps, probs, cfg)
+    cfg.same_class_streams = ("image_text",)
+    _, text_only = losses.objective(reps, probs, cfg)
+    for key in ("rank_img_snd", "rank_snd_img"):
+        np.testing.assert_allclose(text_only[key], plain[key], rtol=1e-6)
+        assert not np.isclose(both[key], plain[key])
+    for key in ("rank_img_txt", "rank_txt_img"):
+        np.testing.assert_allclose(text_only[key], both[key], rtol=1e-6)
+    cfg.same_class_streams = ("image_text", "image_video")
+    with pytest.raises(ValueError, match="image_video"):
+        losses.objective(reps, probs, cfg)
+
+
 def _uniformity_loop(x: np.ndarray, t: float) -> float:
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     per_anchor = []

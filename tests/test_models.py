@@ -155,8 +155,11 @@ def test_init_params_builds_every_tower(tiny):
     assert set(params["head"]) == {"fc6", "fc7", "logits"}
 
 
-def test_text_padding_does_not_change_the_output(tiny):
-    model, params = tiny
+@pytest.mark.parametrize("bag", [False, True])
+def test_text_padding_does_not_change_the_output(bag):
+    model = models.create_model(_model_config(text={**helpers.TINY_MODEL["text"], "bag": bag}))
+    params = jax.jit(lambda key: models.init_params(model, key))(jax.random.key(0))
+    assert ("bag_norm" in params["text"]) == bag
     rng = np.random.default_rng(1)
     sentence = rng.normal(size=(1, 4, 5)).astype(np.float32)
 

@@ -125,6 +125,7 @@ def create_model(cfg: Any) -> TriModalNet:
             max_words=text.max_words,
             word_dim=text.word_dim,
             dtype=dtype,
+            bag=text.get("bag", False),
         ),
         head=SharedHead(
             fc_dims=tuple(cfg.fc_dims),

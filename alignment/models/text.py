@@ -14,6 +14,9 @@ class TextTower(nn.Module):
     Padded positions are zeroed before every conv (SAME padding, stride 1) and left out of the final
     max pooling, so neither the amount of padding nor what it holds changes the output.
     max_words and word_dim are the input shape the tower is built for.
+    bag: also feed the tower layer the mean of the sentence's word vectors (layer-normalized, beside the
+      layer-normalized conv features), a bag-of-words path that a new combination of known words reaches
+      as directly as the ones seen in training.
     """
 
     channels: Sequence[int]
@@ -22,6 +25,7 @@ class TextTower(nn.Module):
     max_words: int
     word_dim: int
     dtype: Any = jnp.float32
+    bag: bool = False
 
     @nn.compact
     def __call__(self, words: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -30,6 +34,7 @@ class TextTower(nn.Module):
         valid = mask.astype(bool)[..., None]
         # jnp.where rather than a multiply: padding may hold anything, even inf or NaN.
         x = words.astype(self.dtype)
+        words_in = x
         for i, (features, kernel) in enumerate(zip(self.channels, self.kernels, strict=True)):
             x = jnp.where(valid, x, 0)
             x = nn.Conv(features, (kernel,), padding="SAME", dtype=self.dtype, name=f"conv{i + 1}")(
@@ -39,4 +44,14 @@ class TextTower(nn.Module):
         # Activations are >= 0 after ReLU, so zeros at padded positions never win the max, and an
         # empty sentence pools to zeros instead of -inf.
         x = jnp.max(jnp.where(valid, x, 0), axis=1)
+        if self.bag:
+            count = jnp.maximum(jnp.sum(valid, axis=1), 1).astype(self.dtype)
+            mean = jnp.sum(jnp.where(valid, words_in, 0), axis=1) / count
+            x = jnp.concatenate(
+                [
+                    nn.LayerNorm(dtype=self.dtype, name="conv_norm")(x),
+                    nn.LayerNorm(dtype=self.dtype, name="bag_norm")(mean),
+                ],
+                axis=-1,
+            )
         return nn.relu(nn.Dense(self.tower_dim, dtype=self.dtype, name="tower")(x))

@@ -83,6 +83,7 @@ def base_config() -> ml_collections.ConfigDict:
             word_dim=word_dim,
             channels=(64, 128, 128, 256),
             kernels=(3, 3, 3, 3),
+            bag=False,
         )
     )
 
@@ -126,6 +127,7 @@ def base_config() -> ml_collections.ConfigDict:
             # The hinge's weight of a negative of the anchor's own class (the teacher's argmax of each
             # image; objective "both"): above 1, pairs must differ from their class's other items.
             same_class_weight=1.0,
+            same_class_streams=("image_sound", "image_text"),
             skip_nonfinite=False,
         )
     )
