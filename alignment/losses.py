@@ -230,7 +230,11 @@ def objective(
         rank_terms = []
         for name, pair in streams:
             weights = None
-            if same_class_weight != 1.0 and name in same_class_streams:
+            if (
+                same_class_weight != 1.0
+                and teacher_probs is not None
+                and name in same_class_streams
+            ):
                 classes = jnp.argmax(teacher_probs[name], axis=-1)
                 weights = same_class_weights(classes, gather(classes)[0], same_class_weight)
             for anchor_modality, positive_modality in (pair, pair[::-1]):
