@@ -111,14 +111,6 @@ def uniformity(
     return jnp.mean(log_mean)
 
 
-def mean_words(words: jax.Array, mask: jax.Array) -> jax.Array:
-    """Caption word vectors [N, L, D] with mask [N, L] -> their mean over the kept words [N, D] float32
-    (zero for a caption with no word)."""
-    weights = mask.astype(jnp.float32)[..., None]
-    total = jnp.sum(words.astype(jnp.float32) * weights, axis=1)
-    return total / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
-
-
 def words_ranking(
     predicted: jax.Array,
     captions: jax.Array,
@@ -130,7 +122,7 @@ def words_ranking(
     """ranking_loss of each row's predicted caption vector against the batch's captions, centred.
 
     predicted: [N, D] the word head's output for the local rows; captions: [N, D] their captions' mean
-    word vectors (mean_words); candidates: [M, D] the whole batch's, holding captions at
+    word vectors (models.text.mean_words); candidates: [M, D] the whole batch's, holding captions at
     offset..offset+N (default: captions). The captions are fixed targets (no tower reads them), centred
     on the candidates' mean so that what all captions share does not dominate the cosines. Float32.
     """
@@ -175,7 +167,8 @@ def objective(
     ranking: ranking_weight * (rank_img_snd + rank_snd_img + rank_img_txt + rank_txt_img), each summed over
       loss_cfg.layers; ranking_kind "hinge" (margin) or "infonce" (temperature, one direction per term).
     both: the weighted sum of the two.
-    caption_words: {stream: [N, word_dim]} the mean word vectors of a stream's captions (mean_words).
+    caption_words: {stream: [N, word_dim]} the mean word vectors of a stream's captions
+      (models.text.mean_words).
     loss_cfg.uniformity_weight > 0 adds that weight times the uniformity of each modality's rows at
       loss_cfg.layers ("unif_image", "unif_sound", "unif_text"; the image's averaged over both streams):
       it keeps items of one class from collapsing onto one point, where the ranking loss's push between

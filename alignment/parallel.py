@@ -18,8 +18,9 @@ from jax import lax, shard_map
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from alignment.losses import mean_words, objective
+from alignment.losses import objective
 from alignment.models.network import TriModalNet, init_params
+from alignment.models.text import mean_words
 from alignment.streams import STEP_INPUTS, STREAMS
 from alignment.train_state import TrainState
 

@@ -8,6 +8,14 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 
+def mean_words(words: jax.Array, mask: jax.Array) -> jax.Array:
+    """Caption word vectors [N, L, D] with mask [N, L] -> their mean over the kept words [N, D] float32
+    (zero for a caption with no word; padded positions may hold anything, even inf or NaN)."""
+    valid = mask.astype(bool)[..., None]
+    total = jnp.sum(jnp.where(valid, words.astype(jnp.float32), 0), axis=1)
+    return total / jnp.maximum(jnp.sum(valid, axis=1), 1).astype(jnp.float32)
+
+
 class TextTower(nn.Module):
     """Word vectors [B, L, D] with mask [B, L] (True = word) -> tower vector [B, tower_dim] (ReLU).
 
@@ -34,7 +42,6 @@ class TextTower(nn.Module):
         valid = mask.astype(bool)[..., None]
         # jnp.where rather than a multiply: padding may hold anything, even inf or NaN.
         x = words.astype(self.dtype)
-        words_in = x
         for i, (features, kernel) in enumerate(zip(self.channels, self.kernels, strict=True)):
             x = jnp.where(valid, x, 0)
             x = nn.Conv(features, (kernel,), padding="SAME", dtype=self.dtype, name=f"conv{i + 1}")(
@@ -45,8 +52,7 @@ class TextTower(nn.Module):
         # empty sentence pools to zeros instead of -inf.
         x = jnp.max(jnp.where(valid, x, 0), axis=1)
         if self.bag:
-            count = jnp.maximum(jnp.sum(valid, axis=1), 1).astype(self.dtype)
-            mean = jnp.sum(jnp.where(valid, words_in, 0), axis=1) / count
+            mean = mean_words(words, mask).astype(self.dtype)
             x = jnp.concatenate(
                 [
                     nn.LayerNorm(dtype=self.dtype, name="conv_norm")(x),
