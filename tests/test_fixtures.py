@@ -3,6 +3,7 @@ modalities in test rows, and the same jsonl files from the same seed. Tiny sizes
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from data_pipelines.fixtures import KINDS, TINY_SIZES, emoji, music, speech, wri
 from data_pipelines.fixtures import animals as animal_kind
 from data_pipelines.fixtures import countries as country_kind
 from data_pipelines.fixtures import digits as digit_kind
+from data_pipelines.fixtures import fruits as fruit_kind
 from data_pipelines.fixtures.benchmark_layouts import write_clotho_fixture, write_esc50_fixture
 from data_pipelines.fixtures.colours import NAMED_COLOURS
 
@@ -251,6 +253,22 @@ def test_countries_speak_numbers_in_their_language(monkeypatch):
         text, (voice, _, _) = said[-1]
         assert voice.split("+")[0] == country.language
         assert text.replace(", ", "").isdigit()  # numbers only: no word of any caption
+
+
+def test_fruits_say_their_name_in_the_language_of_the_voice(monkeypatch):
+    said = []
+    monkeypatch.setattr(fruit_kind, "speak", lambda text, *voice: said.append((text, voice)))
+    languages = set()
+    for label, fruit in enumerate(fruit_kind.FRUITS):
+        for seed in range(20):
+            fruit_kind.sound(np.random.default_rng([label, seed]), label)
+            text, (voice, _, _) = said[-1]
+            language = next(k for k, v in fruit_kind.LANGUAGES.items() if voice.split("+")[0] in v)
+            languages.add(language)
+            names = fruit.names[language]
+            parts = [part for part in re.split(r"[,!.]+\s*", text) if part]
+            assert parts and all(part in names for part in parts), (text, voice)
+    assert languages == set(fruit_kind.LANGUAGES)
 
 
 def test_flag_emoji_need_text_layout(tmp_path, monkeypatch):
