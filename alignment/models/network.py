@@ -117,7 +117,6 @@ def create_model(cfg: Any) -> TriModalNet:
             time_steps=sound.time_steps,
             freq_bins=sound.freq_bins,
             dtype=dtype,
-            stats=sound.get("stats", False),
         ),
         text=TextTower(
             channels=tuple(text.channels),

@@ -13,9 +13,6 @@ class SoundTower(nn.Module):
 
     Each conv runs over time with SAME padding and ReLU; a global max over time makes the output
     independent of T. time_steps and freq_bins are the input shape the tower is built for.
-    stats: also feed the tower layer each frequency bin's mean and standard deviation over time
-      ([B, 2F], layer-normalized, beside the layer-normalized conv features): the clip's average
-      spectrum, where a timbre or a voice shows whatever the order of its frames.
     """
 
     channels: Sequence[int]
@@ -25,7 +22,6 @@ class SoundTower(nn.Module):
     time_steps: int
     freq_bins: int
     dtype: Any = jnp.float32
-    stats: bool = False
 
     @nn.compact
     def __call__(self, spectrograms: jax.Array) -> jax.Array:
@@ -42,14 +38,4 @@ class SoundTower(nn.Module):
             )(x)
             x = nn.relu(x)
         x = jnp.max(x, axis=1)
-        if self.stats:
-            spectra = spectrograms.astype(jnp.float32)  # the spread in float32 whatever the dtype
-            summary = jnp.concatenate([spectra.mean(axis=1), spectra.std(axis=1)], axis=-1)
-            x = jnp.concatenate(
-                [
-                    nn.LayerNorm(dtype=self.dtype, name="conv_norm")(x),
-                    nn.LayerNorm(dtype=self.dtype, name="stats_norm")(summary.astype(self.dtype)),
-                ],
-                axis=-1,
-            )
         return nn.relu(nn.Dense(self.tower_dim, dtype=self.dtype, name="tower")(x))

@@ -75,9 +75,6 @@ def base_config() -> ml_collections.ConfigDict:
             channels=(64, 128, 128, 256),
             kernels=(5, 5, 3, 3),
             strides=(2, 2, 1, 1),
-            # Also feed the tower layer the clip's mean and spread over time per frequency bin
-            # (alignment/models/sound.py, SoundTower).
-            stats=False,
         )
     )
     c.model.text = ml_collections.ConfigDict(
