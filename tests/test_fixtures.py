@@ -14,6 +14,7 @@ from data_pipelines.fixtures import KINDS, TINY_SIZES, emoji, music, speech, wri
 from data_pipelines.fixtures import animals as animal_kind
 from data_pipelines.fixtures import countries as country_kind
 from data_pipelines.fixtures import digits as digit_kind
+from data_pipelines.fixtures import effects as effect_kind
 from data_pipelines.fixtures import fruits as fruit_kind
 from data_pipelines.fixtures.benchmark_layouts import write_clotho_fixture, write_esc50_fixture
 from data_pipelines.fixtures.colours import NAMED_COLOURS
@@ -228,6 +229,29 @@ def test_drum_hits_play_on_the_drum_channel():
     above = envelope > 0.3 * envelope.max()
     onsets = np.flatnonzero(above[1:] & ~above[:-1])
     assert len(onsets) == 4 and np.allclose(np.diff(onsets), 25, atol=2)
+
+
+def test_effects_are_heard_and_the_siren_sweeps_while_the_alarm_beeps():
+    for label, name in enumerate(effect_kind.CLASSES):
+        for seed in range(3):
+            wave, rate = effect_kind.sound(np.random.default_rng([seed, label]), label)
+            assert wave.shape[0] > rate // 4 and np.sqrt(np.mean(wave**2)) > 1e-3, (name, seed)
+    siren, alarm = (effect_kind.CLASSES.index(name) for name in ("police car", "alarm clock"))
+    for seed in range(6):
+        # The siren's pitch, 50 ms at a time, stays in its range but moves across it.
+        wave, rate = effect_kind.sound(np.random.default_rng(seed), siren)
+        step = rate // 20
+        peaks = [_peak_hz(wave[i : i + step], rate) for i in range(0, wave.shape[0] - step, step)]
+        assert min(peaks) > 500 and max(peaks) < 1700 and max(peaks) - min(peaks) > 250, peaks
+        # The alarm: two or more separate beeps of one 2-4 kHz tone, silence between them.
+        wave, rate = effect_kind.sound(np.random.default_rng(seed), alarm)
+        frame = rate // 100
+        frames = wave[: wave.shape[0] // frame * frame].reshape(-1, frame)
+        level = np.sqrt(np.mean(frames**2, axis=1))
+        loud = level > 0.5 * level.max()
+        assert int(loud[0]) + np.count_nonzero(loud[1:] & ~loud[:-1]) >= 2
+        assert np.count_nonzero(level < 1e-3 * level.max()) >= 3
+        assert 1950 < _peak_hz(wave, rate) < 4050
 
 
 def test_spoken_layouts_refuse_a_kind_without_speech(tmp_path):
