@@ -98,6 +98,28 @@ def drop_words(
     return np.where(new_mask[..., None], new_text, 0).astype(text.dtype), new_mask
 
 
+def augment_sounds(
+    sound: np.ndarray,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    global_size: int,
+    rows: slice,
+) -> np.ndarray:
+    """This host's rows [b, T, F] of a global batch of sounds -> [b, sound_steps or T, F]: a random
+    window of each clip, then its time and frequency masks (draws made for all `global_size` rows)."""
+    steps = cfg.sound_steps or sound.shape[1]
+    starts = rng.integers(0, sound.shape[1] - steps + 1, global_size)[rows]
+    sound = sound_windows(sound, starts, steps)
+    for axis, count, width in ((1, cfg.time_masks, cfg.time_mask_width),
+                               (2, cfg.freq_masks, cfg.freq_mask_width)):  # fmt: skip
+        if count:
+            widths = rng.integers(0, width + 1, (global_size, count))[rows]
+            size = max(1, sound.shape[axis] - width)
+            begins = rng.integers(0, size, (global_size, count))[rows]
+            sound = mask_bands(sound, axis, begins, widths)
+    return sound
+
+
 def augment(
     batch: dict[str, np.ndarray],
     cfg: AugmentConfig,
@@ -122,18 +144,7 @@ def augment(
     flips = (rng.random(global_size) < 0.5)[rows] & cfg.image_flip
     out["image"] = shift_and_flip(image, shifts, flips, s)
     if "sound" in batch:
-        sound = batch["sound"]
-        steps = cfg.sound_steps or sound.shape[1]
-        starts = rng.integers(0, sound.shape[1] - steps + 1, global_size)[rows]
-        sound = sound_windows(sound, starts, steps)
-        for axis, count, width in ((1, cfg.time_masks, cfg.time_mask_width),
-                                   (2, cfg.freq_masks, cfg.freq_mask_width)):  # fmt: skip
-            if count:
-                widths = rng.integers(0, width + 1, (global_size, count))[rows]
-                size = max(1, sound.shape[axis] - width)
-                begins = rng.integers(0, size, (global_size, count))[rows]
-                sound = mask_bands(sound, axis, begins, widths)
-        out["sound"] = sound
+        out["sound"] = augment_sounds(batch["sound"], cfg, rng, global_size, rows)
     if "text" in batch:
         words = batch["text_mask"].shape[1]
         drop = (rng.random((global_size, words)) < cfg.word_dropout)[rows]
