@@ -19,8 +19,8 @@ $(STAMP): requirements-lock.txt setup.py
 	@command -v espeak-ng >/dev/null 2>&1 || echo "note: espeak-ng not found; make test and make bench need it to speak the own-data fixtures (apt-get install espeak-ng / brew install espeak-ng)"
 	@for d in /usr/share/fonts/truetype/noto /usr/share/fonts/noto /usr/share/fonts/google-noto-emoji /usr/share/fonts/TTF; do \
 	  [ -f $$d/NotoColorEmoji.ttf ] && exit 0; done; \
-	  echo "note: the Noto Color Emoji font not found; make test and make bench need it to draw the animals and instruments fixtures (apt-get install fonts-noto-color-emoji)"
-	@command -v fluidsynth >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || echo "note: fluidsynth or its soundfont not found; make test and make bench need them to play the instruments fixture (apt-get install fluidsynth timgm6mb-soundfont)"
+	  echo "note: the Noto Color Emoji font not found; make test and make bench need it to draw the emoji fixtures (apt-get install fonts-noto-color-emoji)"
+	@command -v fluidsynth >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || echo "note: fluidsynth or its soundfont not found; make test and make bench need them to play the instruments and effects fixtures (apt-get install fluidsynth timgm6mb-soundfont)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-lock.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
