@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from flax import linen as nn
 
+from alignment.models.network import create_sound_tower
 from alignment.models.sound import SoundTower
 from benchmarks.own_data import write_report
 from data_pipelines import augment, input_pipeline
@@ -52,11 +53,8 @@ class SoundClassifier(nn.Module):
 
 
 def sound_classifier(config: Any, num_classes: int) -> SoundClassifier:
-    """The run's sound tower (config.model.sound, tower_dim) under a linear layer of num_classes."""
-    s = config.model.sound
-    tower = SoundTower(s.channels, s.kernels, s.strides, config.model.tower_dim, s.time_steps,
-                       s.freq_bins)  # fmt: skip
-    return SoundClassifier(tower, num_classes)
+    """The run's sound tower (config.model) under a linear layer of num_classes."""
+    return SoundClassifier(create_sound_tower(config.model), num_classes)
 
 
 def fit(

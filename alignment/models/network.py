@@ -89,12 +89,28 @@ def init_params(
     return variables["params"]
 
 
+def create_sound_tower(cfg: Any, dtype: Any = jnp.float32) -> SoundTower:
+    """The sound tower of config.model (`cfg`)."""
+    sound = cfg.sound
+    return SoundTower(
+        channels=tuple(sound.channels),
+        kernels=tuple(sound.kernels),
+        strides=tuple(sound.strides),
+        tower_dim=cfg.tower_dim,
+        time_steps=sound.time_steps,
+        freq_bins=sound.freq_bins,
+        bands=sound.get("bands", 0),
+        sample_rate=sound.get("sample_rate", 0),
+        dtype=dtype,
+    )
+
+
 def create_model(cfg: Any) -> TriModalNet:
     """TriModalNet from config.model (dtype, tower_dim, fc_dims, num_classes, vision, sound, text;
     vision.normalization, conv_norm, fresh_channels and features_scale are optional, with the defaults
     of VisionTower; word_head=True gives the head a "words" output of text.word_dim)."""
     dtype = DTYPES[cfg.dtype]
-    vision, sound, text = cfg.vision, cfg.sound, cfg.text
+    vision, text = cfg.vision, cfg.text
     return TriModalNet(
         vision=VisionTower(
             channels=tuple(vision.channels),
@@ -109,15 +125,7 @@ def create_model(cfg: Any) -> TriModalNet:
             fresh_channels=tuple(vision.get("fresh_channels", ())),
             features_scale=vision.get("features_scale", 1.0),
         ),
-        sound=SoundTower(
-            channels=tuple(sound.channels),
-            kernels=tuple(sound.kernels),
-            strides=tuple(sound.strides),
-            tower_dim=cfg.tower_dim,
-            time_steps=sound.time_steps,
-            freq_bins=sound.freq_bins,
-            dtype=dtype,
-        ),
+        sound=create_sound_tower(cfg, dtype),
         text=TextTower(
             channels=tuple(text.channels),
             kernels=tuple(text.kernels),
