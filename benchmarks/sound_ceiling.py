@@ -33,7 +33,7 @@ from flax import linen as nn
 
 from alignment.models.network import create_sound_tower
 from alignment.models.sound import SoundTower
-from benchmarks.own_data import write_report
+from benchmarks.own_data import MODALITIES, write_report
 from data_pipelines import augment, input_pipeline
 from experiments.runtime import datasets, run_config
 from experiments.runtime.optimizer import make_optimizer
@@ -125,11 +125,7 @@ def measure(run_dir: str, seed: int = 0) -> dict[str, Any]:
         with open(results_path) as f:
             results = json.load(f)
         report["network_transfer_to_sound"] = {
-            name: {
-                source: row["sound"]
-                for source, row in entry["transfer"]["table"].items()
-                if source in ("image", "sound", "text")
-            }  # fmt: skip
+            name: {source: entry["transfer"]["table"][source]["sound"] for source in MODALITIES}
             for name, entry in results.items()
             if isinstance(entry, dict) and entry.get("transfer")
         }

@@ -362,38 +362,3 @@ def test_max_pool_matches_flax_max_pool(size, ties):
     expected = jax.grad(loss(reference))(x)
     np.testing.assert_allclose(jax.grad(loss(max_pool))(x), expected, rtol=1e-6, atol=0)
     np.testing.assert_allclose(jax.jit(jax.grad(loss(max_pool)))(x), expected, rtol=1e-6, atol=0)
-
-
-def test_mel_bands_average_neighbouring_bins_and_keep_frequencies_in_order():
-    from alignment.models.sound import mel_bands
-
-    bands = mel_bands(257, 64, 16000)
-    assert bands.shape == (257, 64) and np.allclose(bands.sum(axis=0), 1.0, atol=1e-5)
-    assert (bands >= 0).all() and (bands > 0).any(axis=0).all()  # no band is empty
-    centres = (np.arange(257)[:, None] * bands).sum(axis=0)  # mean bin of each band
-    assert np.all(np.diff(centres) > 0)
-    widths = (bands > 0).sum(axis=0)
-    assert widths[-1] > 4 * widths[0]  # mel: wide bands at the top, narrow at the bottom
-    # A tone in one bin lands in the bands around it.
-    tone = np.zeros(257, np.float32)
-    tone[100] = 1.0  # 3125 Hz
-    hit = np.flatnonzero(tone @ bands)
-    assert hit.size in (1, 2) and np.all(np.abs(centres[hit] - 100) < widths[hit])
-    with pytest.raises(ValueError, match="mel bands need"):
-        mel_bands(257, 64, 0)
-
-
-def test_the_sound_tower_reads_bands_when_asked():
-    cfg = _model_config(sound={**helpers.TINY_MODEL["sound"], "bands": 4, "sample_rate": 8000})
-    model = models.create_model(cfg)
-    params = models.init_params(model, jax.random.key(0))
-    kernel = params["sound"]["conv1"]["kernel"]
-    assert kernel.shape[1] == 4  # the first conv sees 4 bands, not the freq_bins
-    spectrograms = jnp.ones((2, cfg.sound.time_steps, cfg.sound.freq_bins))
-    out = model.apply({"params": params}, spectrograms, "sound")
-    # Averaging bands of a flat spectrum gives a flat input: the same as 4 bins of ones.
-    plain = _model_config(sound={**helpers.TINY_MODEL["sound"], "freq_bins": 4})
-    same = models.create_model(plain).apply(
-        {"params": params}, jnp.ones((2, cfg.sound.time_steps, 4)), "sound"
-    )
-    np.testing.assert_allclose(out["fc7"], same["fc7"], rtol=1e-5, atol=1e-6)

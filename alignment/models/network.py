@@ -99,8 +99,6 @@ def create_sound_tower(cfg: Any, dtype: Any = jnp.float32) -> SoundTower:
         tower_dim=cfg.tower_dim,
         time_steps=sound.time_steps,
         freq_bins=sound.freq_bins,
-        bands=sound.get("bands", 0),
-        sample_rate=sound.get("sample_rate", 0),
         dtype=dtype,
     )
 

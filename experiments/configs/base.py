@@ -11,7 +11,6 @@ def base_config() -> ml_collections.ConfigDict:
     # the data's, so an override of either moves both (--config.data.image_size=64 resizes the tower too).
     image_size = ml_collections.FieldReference(40)
     n_fft = ml_collections.FieldReference(128)
-    sample_rate = ml_collections.FieldReference(8000)
     max_words = ml_collections.FieldReference(16)
     word_dim = ml_collections.FieldReference(32)
 
@@ -22,7 +21,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.source = ""  # manifest folder, video folder or COCO folder (not used by the world)
     c.data.image_size = image_size
     c.data.audio = ml_collections.ConfigDict(
-        dict(sample_rate=sample_rate, n_fft=n_fft, hop_length=125, clip_seconds=1.0, time_steps=64)
+        dict(sample_rate=8000, n_fft=n_fft, hop_length=125, clip_seconds=1.0, time_steps=64)
     )
     c.data.text = ml_collections.ConfigDict(
         dict(max_words=max_words, word_dim=word_dim, word2vec_path="", background_sentences=20000)
@@ -73,9 +72,6 @@ def base_config() -> ml_collections.ConfigDict:
             # of a longer stored clip; evaluation reads the whole clip).
             time_steps=64,
             freq_bins=n_fft // 2 + 1,
-            # > 0: the bins are first averaged into this many mel-spaced bands (SoundTower).
-            bands=0,
-            sample_rate=sample_rate,
             channels=(64, 128, 128, 256),
             kernels=(5, 5, 3, 3),
             strides=(2, 2, 1, 1),
