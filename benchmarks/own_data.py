@@ -10,7 +10,9 @@ Writes <out>/<kind>/ (fixture, data set, run) and benchmarks/results/own_data-<d
 separately on one day with the same seed and overrides are gathered in one report). Bars
 (reported, never asserted): the best trained objective beats linear regression, CCA and normalized
 CCA in all six directions and is within 1.3x of the class-level floor N / (2C) (N test items, C
-balanced classes: a model that knows only the class ranks the true match about there); classifier
+balanced classes: a model that knows only the class ranks the true match about there), with the
+difference from each direction's best baseline with its paired bootstrap interval and verdict ("wins",
+"loses", or "within" the draw of the test items; evaluation/versus.py); classifier
 transfer far above chance in every cell; the whole recipe under 10 minutes on 2 cores.
 """
 
@@ -86,17 +88,23 @@ def bars(results: dict[str, Any], num_test: int, num_classes: int) -> dict[str, 
     best = min(trained, key=lambda n: sum(
         r["median_rank"] for r in results[n]["retrieval"].values()))  # fmt: skip
     ranks = {d: r["median_rank"] for d, r in results[best]["retrieval"].items()}
-    baseline = {
-        d: min(results[b]["retrieval"][d]["median_rank"] for b in BASELINES if b in results)
-        for d in ranks
-    }
+    present = [b for b in BASELINES if b in results]
+    baseline = {d: min(results[b]["retrieval"][d]["median_rank"] for b in present) for d in ranks}
     cells = results[best]["transfer"]["table"] if results[best].get("transfer") else None
+    # The verdict of the paired bootstrap against each direction's best baseline (evaluation/versus.py).
+    versus = results[best].get("versus", {})
+    draw = {}
+    for d in ranks:
+        first = next(b for b in present if results[b]["retrieval"][d]["median_rank"] == baseline[d])
+        if first in versus:
+            draw[d] = {"baseline": first, **versus[first][d]}
     return {
         "best": best,
         "floor": floor,
         "ranks": ranks,
         "best_baseline": baseline,
         "beats_baselines": all(ranks[d] < baseline[d] for d in ranks),
+        "versus_best_baseline": draw or None,
         "within_floor": all(ranks[d] <= FLOOR_FACTOR * floor for d in ranks),
         "transfer_min_cell": min(cells[a][b] for a in MODALITIES for b in MODALITIES)
         if cells

@@ -11,7 +11,7 @@ from data_pipelines import input_pipeline
 from experiments.evaluation import baselines, suite
 from experiments.evaluation.context import EvalContext
 from experiments.evaluation.retrieval import DIRECTIONS
-from experiments.evaluation.rows import RESULTS, Row
+from experiments.evaluation.rows import RANKS, RESULTS, Row
 from experiments.reports.tables import write_rows, write_tables
 from experiments.runtime import datasets
 from experiments.training import students
@@ -76,6 +76,21 @@ def test_evaluate_writes_results_tables_and_plots(tiny_run, monkeypatch):
         assert all(0 <= table[source][m] <= 1 for m in ("image", "sound", "text"))
     assert table["chance"]["image"] == pytest.approx(1 / transfer["num_classes"])
 
+    # The trained row against each linear baseline: the difference of the median ranks it reports,
+    # inside its bootstrap interval.
+    assert list(both["versus"]) == ["Linear Reg.", "CCA", "Normalized CCA"]
+    for baseline, cells in both["versus"].items():
+        assert set(cells) == DIRECTION_KEYS
+        for direction, cell in cells.items():
+            expected = (
+                both["retrieval"][direction]["median_rank"]
+                - results[baseline]["retrieval"][direction]["median_rank"]
+            )
+            assert cell["difference"] == pytest.approx(expected)
+            assert cell["low"] <= cell["difference"] <= cell["high"]
+            assert cell["verdict"] in ("wins", "loses", "within")
+    assert all("versus" not in results[name] for name in BASELINE_ROWS)
+
     units = both["units"]
     assert 0 <= units["shuffled_fraction"] <= 1 and 0 <= units["selective_fraction"] <= 1
     assert len(units["top_units"]) > 0
@@ -85,7 +100,8 @@ def test_evaluate_writes_results_tables_and_plots(tiny_run, monkeypatch):
 
     with open(os.path.join(out, "tables.md")) as f:
         assert f.read() == markdown
-    for heading in ("Table 1", "Table 2", "Table 3", "Recall@k", "Hidden units", "Linear probes"):
+    headings = ("Table 1", "Table 2", "Table 3", "Recall@k", "Hidden units", "Linear probes")
+    for heading in (*headings, "trained minus baseline"):
         assert heading in markdown
     with open(os.path.join(out, "raw_probes.json")) as f:
         probes = json.load(f)
@@ -101,9 +117,15 @@ def test_baselines_without_teacher_use_pixels_and_are_finite(tiny_world):
     config = helpers.tiny_config(*tiny_world, **{"teacher.path": ""})
     context = EvalContext(config, datasets.open_built(config.data), workdir=None)
     rows = baselines.evaluate(context, max_pairs=64)
-    assert {row.table for row in rows} == {RESULTS}
-    results = {row.name: row.fields for row in rows}
+    assert {row.table for row in rows} == {RESULTS, RANKS}
+    results = {row.name: row.fields for row in rows if row.table == RESULTS}
     assert list(results) == list(BASELINE_ROWS)
+    # Every baseline's RANKS row holds the ranks its median ranks were taken from.
+    for row in rows:
+        if row.table == RANKS:
+            for direction, ranks in row.fields.items():
+                median = float(np.mean(np.median(ranks, axis=1)))
+                assert median == results[row.name]["retrieval"][direction]["median_rank"]
     assert results["CCA"]["features"]["image"].startswith("raw pixels")
     assert all(0 < n <= 64 for n in results["CCA"]["train_pairs"].values())
     for row in results.values():

@@ -154,3 +154,37 @@ def test_retrieval_table_rows():
     assert table["image->text"]["median_rank"] > 3 * row["median_rank"]
     only = retrieval.retrieval_table({"image": q, "sound": g}, [("sound", "image")], chunk=100)
     assert list(only) == ["sound->image"]
+
+
+def test_median_rank_difference_of_a_shift_is_exact():
+    ranks = np.random.default_rng(0).uniform(1, 30, size=(2, 50))
+    got = retrieval.median_rank_difference(ranks, ranks + 3.0, np.random.default_rng(1), 200)
+    np.testing.assert_allclose(got, (-3.0, -3.0, -3.0))
+
+
+def test_median_rank_difference_tells_chance_from_a_real_gain():
+    # Two models that know only the class: the true match falls uniformly among its class's 30 items,
+    # so their median ranks differ by chance; a 90% interval excludes 0 in at most about 10% of draws.
+    # One that also halves the rank within the class wins beyond the draw every time.
+    told_apart, wins = 0, 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        a, b = (rng.integers(1, 31, size=(1, 360)).astype(float) for _ in range(2))
+        difference, low, high = retrieval.median_rank_difference(a, b, rng, 300)
+        assert low <= difference <= high
+        told_apart += low > 0 or high < 0
+        _, _, high = retrieval.median_rank_difference(np.ceil(b / 2), b, rng, 300)
+        wins += high < 0
+    assert told_apart <= 4 and wins == 40
+
+
+def test_median_rank_difference_is_the_paper_median_difference_and_checks_shapes():
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(1, 100, size=(3, 40)), rng.uniform(1, 100, size=(3, 40))
+    difference, _, _ = retrieval.median_rank_difference(a, b, rng, 100)
+    expected = np.mean(np.median(a, axis=1)) - np.mean(np.median(b, axis=1))
+    assert difference == pytest.approx(expected)
+    with pytest.raises(ValueError, match="one shape"):
+        retrieval.median_rank_difference(a, b[:2], rng)
+    with pytest.raises(ValueError, match="level"):
+        retrieval.median_rank_difference(a, b, rng, level=1.5)

@@ -30,7 +30,7 @@ from experiments.evaluation.retrieval import (
     RECALL_KS,
     UNPAIRED_DIRECTIONS,
 )
-from experiments.evaluation.rows import RESULTS, Row
+from experiments.evaluation.rows import RANKS, RESULTS, Row
 from experiments.runtime import restore
 from experiments.runtime.embedding import embed_modality, eval_batch_size
 
@@ -111,7 +111,7 @@ def evaluate(context: EvalContext, max_pairs: int = MAX_TRAIN_PAIRS) -> list[Row
     """Random and the linear baselines, scored like a trained run: RESULTS rows "Random", "Linear Reg.",
     "CCA" and "Normalized CCA", in that order, each with "row", "retrieval" ({"a->b": {"median_rank",
     "recall@k"...}} over the six directions of retrieval.DIRECTIONS), "chunk", "num_pairs", "features",
-    "train_pairs" and "seconds".
+    "train_pairs" and "seconds"; and a RANKS row for each with the rank of every test query.
 
     The image features are the teacher's (config.teacher.path, else <workdir>/teacher) when there is
     one, else raw pixels; at most `max_pairs` training pairs of each kind are used.
@@ -152,10 +152,11 @@ def evaluate(context: EvalContext, max_pairs: int = MAX_TRAIN_PAIRS) -> list[Row
     }
     noise = np.random.default_rng(config.seed)
     random_embeddings = {m: noise.standard_normal((len(rows), RANDOM_DIM)) for m in test_features}
+    ranks = {"Random": retrieval.direction_ranks(random_embeddings, DIRECTIONS, chunk)}
     results = {
         "Random": {
             "row": "Random",
-            "retrieval": retrieval.retrieval_table(random_embeddings, DIRECTIONS, chunk, RECALL_KS),
+            "retrieval": retrieval.table_of_ranks(ranks["Random"], RECALL_KS),
             **common,
             "features": dict.fromkeys(test_features, f"Gaussian noise ({RANDOM_DIM}-d)"),
         }
@@ -170,10 +171,18 @@ def evaluate(context: EvalContext, max_pairs: int = MAX_TRAIN_PAIRS) -> list[Row
             (image_text, "image", "text", PAIRED_DIRECTIONS[2:]),
             (bridge, "sound", "text", UNPAIRED_DIRECTIONS),
         )
-        table: dict[str, dict[str, float]] = {}
+        ranks[name] = {}
         for space, x, y, directions in spaces:
             embedded = {x: space.embed_x(test_features[x]), y: space.embed_y(test_features[y])}
-            table.update(retrieval.retrieval_table(embedded, directions, chunk, RECALL_KS))
+            ranks[name].update(retrieval.direction_ranks(embedded, directions, chunk))
+        table = retrieval.table_of_ranks(ranks[name], RECALL_KS)
         results[name] = {"row": name, "retrieval": table, **common}
     seconds = time.perf_counter() - start
-    return [Row(RESULTS, name, {**fields, "seconds": seconds}) for name, fields in results.items()]
+    return [
+        row
+        for name, fields in results.items()
+        for row in (
+            Row(RESULTS, name, {**fields, "seconds": seconds}),
+            Row(RANKS, name, ranks[name]),
+        )
+    ]

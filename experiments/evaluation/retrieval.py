@@ -13,7 +13,7 @@ import time
 from alignment import retrieval, units
 from alignment.streams import MODALITIES
 from experiments.evaluation.context import EvalContext, triplet_rows
-from experiments.evaluation.rows import RESULTS, Row
+from experiments.evaluation.rows import RANKS, RESULTS, Row
 
 # Table 1 (pairs seen in training) then Table 2 (sound and text, never paired).
 PAIRED_DIRECTIONS = (("image", "sound"), ("sound", "image"), ("image", "text"), ("text", "image"))
@@ -32,7 +32,7 @@ def evaluate(context: EvalContext) -> list[Row]:
     """One RESULTS row for the run: objective, step, checkpoint, layer, chunk, num_pairs, retrieval (at
     config.eval_layers[0]) {"a->b": {"median_rank", "recall@1", "recall@5", "recall@10"}},
     retrieval_by_layer, dead_units (fraction of the layer's units never above zero on the test items),
-    seconds."""
+    seconds; and a RANKS row with the rank of every test query at that layer (evaluation/versus.py)."""
     start = time.perf_counter()
     config = context.config
     test = context.split("test")
@@ -41,11 +41,14 @@ def evaluate(context: EvalContext) -> list[Row]:
         raise ValueError("the test split has no row with an image, a sound and a text")
     reps = context.embeddings("test", config.eval_layers)
     chunk = min(config.eval_chunk, len(triplets))
-    by_layer = {
-        layer: retrieval.retrieval_table(
-            {m: reps[m][layer][triplets] for m in MODALITIES}, DIRECTIONS, chunk, RECALL_KS
+    ranks_by_layer = {
+        layer: retrieval.direction_ranks(
+            {m: reps[m][layer][triplets] for m in MODALITIES}, DIRECTIONS, chunk
         )
         for layer in config.eval_layers
+    }
+    by_layer = {
+        layer: retrieval.table_of_ranks(ranks, RECALL_KS) for layer, ranks in ranks_by_layer.items()
     }
     layer = config.eval_layers[0]
     student = context.student
@@ -64,4 +67,7 @@ def evaluate(context: EvalContext) -> list[Row]:
         ),
         "seconds": time.perf_counter() - start,
     }
-    return [Row(RESULTS, method_name(config), fields)]
+    return [
+        Row(RESULTS, method_name(config), fields),
+        Row(RANKS, method_name(config), ranks_by_layer[layer]),
+    ]

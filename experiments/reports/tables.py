@@ -3,7 +3,7 @@
 write_rows(rows, out_dir) collects the rows into one entry per method (results.json) and the raw-input
 probes (raw_probes.json). An entry is a method's merged fields (evaluation/retrieval.py, baselines.py,
 transfer.py, units.py): "retrieval" ({"query->gallery": {"median_rank", "recall@k"...}}) is required; "chunk", "num_pairs",
-"transfer" and "units" are used when present. Rows are listed in the paper's order (Random, Linear Reg.,
+"transfer", "units" and "versus" (a trained row against each baseline) are used when present. Rows are listed in the paper's order (Random, Linear Reg.,
 CCA, Normalized CCA, Model Transfer, Ranking, Both), any other names after them in the order given.
 """
 
@@ -19,6 +19,8 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from data_pipelines import paths
+from experiments.evaluation import versus
+from experiments.evaluation.baselines import METHOD_ROWS
 from experiments.evaluation.raw_probes import RAW_INPUT
 from experiments.evaluation.retrieval import (
     DIRECTIONS,
@@ -26,7 +28,7 @@ from experiments.evaluation.retrieval import (
     RECALL_KS,
     UNPAIRED_DIRECTIONS,
 )
-from experiments.evaluation.rows import RAW_PROBES, RESULTS, Row
+from experiments.evaluation.rows import RANKS, RAW_PROBES, RESULTS, Row
 
 ROW_ORDER = ("Random", "Linear Reg.", "CCA", "Normalized CCA", "Model Transfer", "Ranking", "Both")
 SHORT = {"image": "IMG", "sound": "SND", "text": "TXT"}
@@ -219,6 +221,34 @@ def _units_section(results_by_row: Mapping[str, Any], names: Sequence[str]) -> l
     return ["## Hidden units (top-10 items of every modality agree on one concept)", "", *lines, ""]
 
 
+def _versus_section(results_by_row: Mapping[str, Any], names: Sequence[str]) -> list[str]:
+    header = ["Trained - baseline"] + [_label(d) for d in DIRECTIONS]
+    rows = []
+    for name in names:
+        for baseline, cells in results_by_row[name].get("versus", {}).items():
+            row = [f"{name} - {baseline}"]
+            for direction in DIRECTIONS:
+                cell = cells.get(_key(direction))
+                row.append(
+                    "-"
+                    if cell is None
+                    else f"{cell['difference']:+.1f} ({cell['low']:+.1f}, {cell['high']:+.1f})"
+                )
+            rows.append(row)
+    if not rows:
+        return []
+    return [
+        f"## Difference in median rank, trained minus baseline ({100 * versus.LEVEL:.0f}% paired "
+        "bootstrap interval over the test items)",
+        "",
+        "Below 0 the trained row ranks better. An interval that holds 0 cannot tell the two apart on "
+        "this draw of test items.",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
 def _baseline_notes(results_by_row: Mapping[str, Any]) -> list[str]:
     """How the baseline rows were made, from the first row that records it."""
     lines = []
@@ -265,6 +295,7 @@ def tables_markdown(
         ),
         *_transfer_section(results_by_row, names),
         *_raw_probe_section(raw_probes, results_by_row, names),
+        *_versus_section(results_by_row, names),
         *_recall_section(results_by_row, names),
         *_units_section(results_by_row, names),
     ]
@@ -340,12 +371,22 @@ def write_report(
 
 
 def write_rows(rows: Sequence[Row], out_dir: str) -> str:
-    """write_report of the evaluation suite's rows: RESULTS entries by method, the RAW_PROBES entry."""
+    """write_report of the evaluation suite's rows: RESULTS entries by method, the RAW_PROBES entry.
+
+    With RANKS rows, each trained entry (one with an "objective") gains "versus": its median-rank
+    difference from each linear baseline with a paired bootstrap interval (evaluation/versus.py).
+    """
     results: dict[str, dict[str, Any]] = {}
+    ranks: dict[str, Mapping[str, Any]] = {}
     probes: dict[str, Any] | None = None
     for row in rows:
         if row.table == RESULTS:
             results.setdefault(row.name, {}).update(row.fields)
+        elif row.table == RANKS:
+            ranks[row.name] = row.fields
         elif row.table == RAW_PROBES and row.name == RAW_INPUT:
             probes = dict(row.fields)
+    trained = [name for name, entry in results.items() if "objective" in entry]
+    for name, cells in versus.compare(ranks, trained, list(METHOD_ROWS.values())).items():
+        results[name]["versus"] = cells
     return write_report(results, out_dir, probes)

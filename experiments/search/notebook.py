@@ -28,6 +28,7 @@ from data_pipelines import paths
 from data_pipelines.world import World
 from experiments import configs
 from experiments.evaluation import retrieval, suite
+from experiments.evaluation.rows import RESULTS
 from experiments.runtime import checkpointing, datasets, restore
 from experiments.search.index import Match, SearchIndex
 from experiments.training import students, teacher
@@ -253,7 +254,7 @@ def show_image_matches(index: SearchIndex, matches: Sequence[Match]) -> None:
 
 def retrieval_summary(index: SearchIndex) -> str:
     """The retrieval evaluator's median rank and recall@k per direction for the index's run, as text."""
-    (row,) = suite.run(index.context, ["retrieval"])
+    (row,) = [r for r in suite.run(index.context, ["retrieval"]) if r.table == RESULTS]
     return format_retrieval(row.fields)
 
 
