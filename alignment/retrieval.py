@@ -1,4 +1,5 @@
-"""Cross-modal retrieval metrics: cosine ranks, median rank, recall@k and the paper's 5 x 1000 protocol.
+"""Cross-modal retrieval metrics: cosine ranks, median rank, recall@k and the paper's 5 x 1000 protocol,
+and how far a difference of two methods' median ranks moves with the draw of the test items.
 
 Item i of the queries and item i of the gallery are a true pair. A tie puts the true match at the mean
 position of its tied block: rank = (#items with similarity > the true one) + (#items with similarity ==
