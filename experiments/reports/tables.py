@@ -2,9 +2,10 @@
 
 write_rows(rows, out_dir) collects the rows into one entry per method (results.json) and the raw-input
 probes (raw_probes.json). An entry is a method's merged fields (evaluation/retrieval.py, baselines.py,
-transfer.py, units.py): "retrieval" ({"query->gallery": {"median_rank", "recall@k"...}}) is required; "chunk", "num_pairs",
-"transfer", "units" and "versus" (a trained row against each baseline) are used when present. Rows are listed in the paper's order (Random, Linear Reg.,
-CCA, Normalized CCA, Model Transfer, Ranking, Both), any other names after them in the order given.
+transfer.py, units.py): "retrieval" ({"query->gallery": {"median_rank", "recall@k"...}}) is required;
+"chunk", "num_pairs", "transfer", "units" and "versus" (a trained row against each baseline) are used
+when present. Rows are listed in the paper's order (Random, Linear Reg., CCA, Normalized CCA, Model
+Transfer, Ranking, Both), any other names after them in the order given.
 """
 
 from __future__ import annotations
