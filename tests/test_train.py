@@ -164,3 +164,22 @@ def test_vision_init_refuses_a_teacher_of_other_widths(tiny_world, tmp_path):
     config = helpers.tiny_config(*tiny_world, **{"model.vision.channels": (8, 8, 8, 8, 16)})
     with pytest.raises(ValueError, match="init_vision_from_teacher"):
         students.train(config, str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "tolerance, kept_step, kept_score", [(0.0, 2, 4.0), (0.1, 4, 4.3)], ids=["lowest", "within"]
+)
+def test_best_checkpoint_keeps_the_latest_within_tolerance(tmp_path, tolerance, kept_step, kept_score):
+    # Scores by step: 5, 4, 4.5 (12% above the lowest), 4.3 (7.5% above), 4.6 (15% above).
+    best = students._BestCheckpoint(str(tmp_path / "best"), tolerance)
+    for step, score in zip(range(1, 6), (5.0, 4.0, 4.5, 4.3, 4.6), strict=True):
+        best.offer(step, score, {"w": np.full(3, step, np.float32)}, {})
+    best.close()
+    again = students._BestCheckpoint(str(tmp_path / "best"), tolerance)
+    meta = checkpointing.read_meta(again.manager, again.manager.latest_step())
+    assert (meta["step"], meta["score"], meta["lowest"]) == (kept_step, kept_score, 4.0)
+    # A resumed run measures against the lowest score, not the kept one: 4.35 is within 10% of 4.0.
+    assert again.lowest == 4.0
+    again.offer(6, 4.35, {"w": np.full(3, 6, np.float32)}, {})
+    again.close()
+    assert again.manager.latest_step() == (6 if tolerance else kept_step)

@@ -175,6 +175,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Validation (eval_every > 0) keeps the checkpoint with the lowest mean validation median rank in
     # <workdir>/best; evaluate reads "best" when it exists, else the latest ("latest": always the latest).
     c.eval_checkpoint = "best"
+    # > 0: "best" is the latest checkpoint whose score is within this fraction of the lowest so far,
+    # so a flat stretch of validation keeps the longer-trained state (see own_data.py).
+    c.best_tolerance = 0.0
     # JAX's persistent compilation cache, so a rerun, a resumed run and every evaluation after the first
     # load their compiled steps instead of compiling them again: "" = a per-user folder
     # ($XDG_CACHE_HOME/see-hear-read/jax, else ~/.cache/see-hear-read/jax), "none" = off, else a folder

@@ -139,7 +139,10 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
         return state
     # Model selection needs held-out rows: on the test split it would pick the checkpoint by the test.
     selects = config.eval_every and "validation" in builder.info.splits
-    best = _BestCheckpoint(restore.subdir(workdir, restore.BEST_SUBDIR)) if selects else None
+    best = None
+    if selects:
+        best_dir = restore.subdir(workdir, restore.BEST_SUBDIR)
+        best = _BestCheckpoint(best_dir, config.get("best_tolerance", 0.0))
     if config.eval_every and not selects:
         logging.info(
             "train: no validation split: validating on test rows, keeping no best checkpoint"
@@ -232,22 +235,27 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
 
 
 class _BestCheckpoint:
-    """The state with the lowest validation score so far (the latest of equals), in its own directory.
+    """The latest state whose validation score is within `tolerance` (relative) of the lowest score so
+    far, in its own directory. With tolerance 0 it is the lowest (the latest of equals).
 
-    The score is kept in the checkpoint's metadata, so a resumed run competes with the best it had.
+    Near the end of a run the validation score moves within its own noise, and the lowest of a flat
+    stretch is a lucky draw of the validation items, not a better state; a tolerance keeps the
+    longer-trained state there and an earlier one only when later scores rise beyond it.
+    The lowest score is kept in the checkpoint's metadata, so a resumed run competes with the best it had.
     """
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, tolerance: float = 0.0):
         self.manager = checkpointing.make_manager(directory, keep=1)
+        self.tolerance = tolerance
         step = self.manager.latest_step()
         meta = checkpointing.read_meta(self.manager, step) if step is not None else {}
-        self.score = float(meta.get("score", np.inf))
+        self.lowest = float(meta.get("lowest", meta.get("score", np.inf)))
 
     def offer(self, step: int, score: float, state: TrainState, meta: dict) -> None:
-        # A tie goes to the later, longer-trained state: median ranks near the floor tie often.
-        if score <= self.score:
-            self.score = score
-            checkpointing.save(self.manager, step, state, {**meta, "score": score, "step": step})
+        if score <= self.lowest * (1.0 + self.tolerance):
+            self.lowest = min(self.lowest, score)
+            extra = {"score": score, "lowest": self.lowest, "step": step}
+            checkpointing.save(self.manager, step, state, {**meta, **extra})
 
     def close(self) -> None:
         self.manager.wait_until_finished()
