@@ -169,7 +169,9 @@ def test_vision_init_refuses_a_teacher_of_other_widths(tiny_world, tmp_path):
 @pytest.mark.parametrize(
     "tolerance, kept_step, kept_score", [(0.0, 2, 4.0), (0.1, 4, 4.3)], ids=["lowest", "within"]
 )
-def test_best_checkpoint_keeps_the_latest_within_tolerance(tmp_path, tolerance, kept_step, kept_score):
+def test_best_checkpoint_keeps_the_latest_within_tolerance(
+    tmp_path, tolerance, kept_step, kept_score
+):
     # Scores by step: 5, 4, 4.5 (12% above the lowest), 4.3 (7.5% above), 4.6 (15% above).
     best = students._BestCheckpoint(str(tmp_path / "best"), tolerance)
     for step, score in zip(range(1, 6), (5.0, 4.0, 4.5, 4.3, 4.6), strict=True):
