@@ -5,6 +5,7 @@ import glob
 import io
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -16,7 +17,7 @@ from data_pipelines import audio, records, text
 from data_pipelines.builders import features, teacher_probs
 from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
 from data_pipelines.builders.manifest import ManifestConfig, ManifestDataset
-from data_pipelines.builders.skips import BadInputError, read_skip_report
+from data_pipelines.builders.skips import BadInputError, EmptySplitError, read_skip_report
 from data_pipelines.builders.video_folder import VideoFolderConfig, VideoFolderDataset
 from data_pipelines.builders.world import WorldBuilderConfig, WorldDataset
 from data_pipelines.world import World, WorldConfig
@@ -376,3 +377,23 @@ def test_coco_missing_is_one_clear_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="COCO captions not found") as err:
         CocoCaptionsFolder(data_dir=str(tmp_path / "data"), config=config).download_and_prepare()
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("test_rows", ["", '{"id": "x", "image": "missing.png"}\n'])
+def test_a_split_with_nothing_to_store_is_one_line(tmp_path, test_rows):
+    root = _good_folder(tmp_path / "folder")
+    (tmp_path / "folder" / "test.jsonl").write_text(test_rows)
+    expected = "the test split has no row to store: all 1 were skipped (missing_file=1"
+    if not test_rows:  # found before any row is encoded (a Beam build would start a pipeline)
+        expected = f"{tmp_path / 'folder' / 'test.jsonl'} lists no rows"
+    with pytest.raises(EmptySplitError, match=re.escape(expected)):
+        _manifest_builder(root, tmp_path / "data").download_and_prepare()
+
+
+def test_a_held_out_fraction_that_holds_no_row_gives_no_validation_split(tmp_path):
+    root = _good_folder(tmp_path / "folder")  # 3 train rows: none hashes into a 10% hold-out
+    config = ManifestConfig(name="m", folder=root, spec=SPEC, validation_fraction=0.1)
+    builder = ManifestDataset(data_dir=str(tmp_path / "data"), config=config)
+    builder.download_and_prepare()
+    assert set(builder.info.splits) == {"train", "test"}
+    assert len(builder.as_data_source("train")) == 3

@@ -11,7 +11,7 @@ from typing import Any
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders.features import FeatureSpec
-from data_pipelines.builders.skips import Outcome, RowError, SkipReport
+from data_pipelines.builders.skips import EmptySplitError, Outcome, RowError, SkipReport
 
 Example = dict[str, Any]
 STORAGE_FORMAT = "array_record"
@@ -86,6 +86,21 @@ class AlignedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  
                 seen.add(outcome.example["id"])
                 yield outcome.example["id"], outcome.example
         self.report.finish_split(split, self.data_dir)
+        self._require_rows(split)
+
+    def _require_rows(self, split: str) -> None:
+        """One line instead of TFDS's "No examples were yielded" when a split stored nothing."""
+        report = self.report.as_dict()
+        if report["kept"].get(split, 0) == 0:
+            skipped = report["skipped"].get(split, {})
+            why = ", ".join(f"{reason}={n}" for reason, n in sorted(skipped.items()))
+            examples = [m for r in skipped for m in report["examples"].get(r, [])[:1]]
+            reason = (
+                f"all {sum(skipped.values())} were skipped ({why}; e.g. {examples[0]})"
+                if skipped
+                else "it lists none"
+            )
+            raise EmptySplitError(f"the {split} split has no row to store: {reason}")
 
     def _tally_file(self, split: str) -> str:
         return os.path.join(self.data_dir, f"skipped-{split}.partial.json")
@@ -98,6 +113,7 @@ class AlignedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  
         for split in self._beam_splits:
             self.report.merge(split, beam_split.pop_tally(self._tally_file(split)))
             self.report.finish_split(split, self.data_dir)
+            self._require_rows(split)
 
     def download_and_prepare(self, **kwargs: Any) -> None:
         """tfds' download_and_prepare; a strict Beam build stopped by a bad row raises the worker's

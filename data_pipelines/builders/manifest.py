@@ -23,11 +23,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import tensorflow_datasets as tfds
+from absl import logging
 
 from data_pipelines import text
 from data_pipelines.builders import features
 from data_pipelines.builders.base import AlignedBuilder, Example, SpecConfig
-from data_pipelines.builders.skips import Outcome, RowError
+from data_pipelines.builders.skips import EmptySplitError, Outcome, RowError
 
 MANIFEST_KEYS = frozenset({"id", "image", "sound", "text", "label", "fine_label"})
 SPLITS = ("train", "validation", "test")
@@ -101,9 +102,21 @@ class ManifestDataset(AlignedBuilder):
             )
         splits = [s for s in SPLITS if os.path.isfile(self._manifest_path(s))]
         rows = {s: list(read_manifest(self._manifest_path(s))) for s in splits}
+        for split in splits:
+            if not rows[split]:  # caught here, before a Beam pipeline would start on it
+                raise EmptySplitError(f"{self._manifest_path(split)} lists no rows")
         if "validation" not in rows and config.validation_fraction > 0:
-            rows["train"], rows["validation"] = hold_out(rows["train"], config.validation_fraction)
-            splits.insert(1, "validation")
+            kept, held = hold_out(rows["train"], config.validation_fraction)
+            if held:
+                rows["train"], rows["validation"] = kept, held
+                splits.insert(1, "validation")
+            else:  # a handful of rows: training then runs without validation
+                logging.warning(
+                    "[validation] none of the %d train rows fell in the held-out %.0f%%: no "
+                    "validation split (add validation.jsonl or raise data.validation_fraction)",
+                    len(rows["train"]),
+                    100 * config.validation_fraction,
+                )
         valid = [r for s in splits for _, r in rows[s] if isinstance(r, dict)]
         names = {
             key: sorted({str(r[key]) for r in valid if r.get(key) is not None})

@@ -43,6 +43,10 @@ class BadInputError(ValueError):
     """Raised in strict mode at the first bad row; the message names the file (or row) and the reason."""
 
 
+class EmptySplitError(ValueError):
+    """A split has no row to store: its manifest is empty, or every row of it was skipped."""
+
+
 class RowError(ValueError):
     """One row cannot be used; `reason` is one of REASONS, `where` the file or row that is at fault."""
 
