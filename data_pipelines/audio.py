@@ -59,6 +59,24 @@ class AudioConfig:
         return int(round(self.clip_seconds * self.sample_rate))
 
     @property
+    def clip_frames(self) -> int:
+        """The centred STFT frames of a whole clip: clip_samples // hop_length + 1."""
+        return self.clip_samples // self.hop_length + 1
+
+    def check_time_steps(self) -> None:
+        """ValueError (one line) when time_steps leaves part of the clip unread, or pads past its end,
+        by more than 2 frames and 2%: the two are set together (a clip's frames beyond time_steps would
+        be dropped without a word)."""
+        frames = self.clip_frames
+        if abs(self.time_steps - frames) > max(2, 0.02 * frames):
+            raise ValueError(
+                f"config.data.audio.time_steps={self.time_steps} frames cover "
+                f"{(self.time_steps - 1) * self.hop_length / self.sample_rate:.2f} s but clips are "
+                f"clip_seconds={self.clip_seconds} s: set --config.data.audio.time_steps={frames} "
+                "(clip_seconds x sample_rate / hop_length + 1)"
+            )
+
+    @property
     def shape(self) -> tuple[int, int]:
         """The spectrogram shape [time_steps, freq_bins]."""
         return (self.time_steps, self.freq_bins)

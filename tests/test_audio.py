@@ -93,3 +93,14 @@ def test_config_from_mapping_keeps_defaults():
     assert cfg.sample_rate == 16000 and cfg.time_steps == 10 and cfg.n_fft == 128
     with pytest.raises(ValueError):
         audio.AudioConfig(log="sqrt")
+
+
+def test_time_steps_must_hold_the_clip():
+    audio.AudioConfig().check_time_steps()  # the world's 64 of a 1 s clip's 65 frames
+    audio.AudioConfig.paper().check_time_steps()
+    longer = dict(sample_rate=16000, n_fft=512, hop_length=256, clip_seconds=3.0)
+    audio.AudioConfig(**longer, time_steps=188).check_time_steps()
+    with pytest.raises(ValueError, match=r"cover 2\.00 s .*time_steps=188"):
+        audio.AudioConfig(**longer, time_steps=126).check_time_steps()
+    with pytest.raises(ValueError, match="time_steps=94"):  # frames past the end of a 1.5 s clip
+        audio.AudioConfig(**{**longer, "clip_seconds": 1.5}, time_steps=126).check_time_steps()

@@ -95,3 +95,11 @@ def test_user_mistakes_are_one_line(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the data set has no labels")
     assert "torchvision" in last and "objective=ranking" in last
+
+    # A longer clip without the frames to hold it: one line naming the time_steps that do.
+    result = helpers.run_module(
+        "experiments.build_data", *data_flags, "--config.data.audio.clip_seconds=3.0"
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "clip_seconds=3.0" in last and "--config.data.audio.time_steps=188" in last

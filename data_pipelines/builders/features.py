@@ -56,9 +56,11 @@ class FeatureSpec:
             if isinstance(data_cfg, Mapping)
             else (lambda k: getattr(data_cfg, k))
         )
+        audio_cfg = audio.AudioConfig.from_config(get("audio"))
+        audio_cfg.check_time_steps()
         return cls(
             image_size=int(get("image_size")),
-            audio=audio.AudioConfig.from_config(get("audio")),
+            audio=audio_cfg,
             text=text.TextConfig.from_config(get("text")),
             num_teacher_classes=num_teacher_classes,
             # .get: a config saved by an older run lacks the knob.
