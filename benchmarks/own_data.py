@@ -4,12 +4,15 @@ commands exactly as the README gives them, and prints the tables against the bar
 python -m benchmarks.own_data                             # every kind: about 4-7 minutes each
 python -m benchmarks.own_data --kinds=glyphs --no_validation_file --out=/tmp/own
 python -m benchmarks.own_data --write_only --out=/tmp/own  # only the fixture folders
+python -m benchmarks.own_data --kinds=countries --tag=clip3s -- --config.data.audio.clip_seconds=3 \
+    --config.data.audio.time_steps=188                     # the recipe with other settings
 
 Writes <out>/<kind>/ (fixture, data set, run) and benchmarks/results/own_data-<date>.json (with
---seed=N > 0: own_data-seedN-<date>.json; the report names the seed and any overrides; kinds run
-separately on one day with the same seed and overrides are gathered in one report). Bars
-(reported, never asserted): the best trained objective beats linear regression, CCA and normalized
-CCA in all six directions and is within 1.3x of the class-level floor N / (2C) (N test items, C
+--seed=N > 0: own_data-seedN-<date>.json; with --tag=T: own_data-T[-seedN]-<date>.json; the report
+names the seed and any overrides; kinds run separately on one day with the same seed and overrides
+are gathered in one report, and a run whose overrides differ from those of today's report of its name
+stops before it starts). Bars (reported, never asserted): the best trained objective beats linear
+regression, CCA and normalized CCA in all six directions and is within 1.3x of the class-level floor N / (2C) (N test items, C
 balanced classes: a model that knows only the class ranks the true match about there), with the
 difference from each direction's best baseline with its paired bootstrap interval and verdict ("wins",
 "loses", or "within" the draw of the test items; evaluation/versus.py); classifier
@@ -62,6 +65,26 @@ def run_recipe(folder: str, out: str, overrides: list[str]) -> dict[str, float]:
     return seconds
 
 
+def report_path(name: str, date: str) -> str:
+    return os.path.join(RESULTS_DIR, f"{name}-{date}.json")
+
+
+def _same_run(earlier: dict[str, Any], report: dict[str, Any]) -> bool:
+    return all(earlier.get(key) == report.get(key) for key in ("seed", "overrides"))
+
+
+def check_report_name(name: str, report: dict[str, Any]) -> None:
+    """SystemExit (one line, before anything runs) when today's report of this name holds runs of
+    other overrides, which this run's report would replace."""
+    path = report_path(name, report["date"])
+    if os.path.exists(path):
+        with open(path) as f:
+            if not _same_run(json.load(f), report):
+                raise SystemExit(
+                    f"own_data: {path} holds runs with other overrides; name this one with --tag"
+                )
+
+
 def write_report(name: str, report: dict[str, Any]) -> str:
     """Writes benchmarks/results/<name>-<report["date"]>.json; returns its path (also printed).
 
@@ -69,11 +92,11 @@ def write_report(name: str, report: dict[str, Any]) -> str:
     run one at a time add up to one report.
     """
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    path = os.path.join(RESULTS_DIR, f"{name}-{report['date']}.json")
+    path = report_path(name, report["date"])
     if os.path.exists(path):
         with open(path) as f:
             earlier = json.load(f)
-        if all(earlier.get(key) == report.get(key) for key in ("seed", "overrides")):
+        if _same_run(earlier, report):
             report = {**report, "kinds": {**earlier.get("kinds", {}), **report["kinds"]}}
     with open(path, "w") as f:
         json.dump(report, f, indent=1)
@@ -122,6 +145,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the fixture's seed")
     parser.add_argument("--write_only", action="store_true",
                         help="only write the fixture folders (<out>/<kind>/folder)")  # fmt: skip
+    parser.add_argument("--tag", default="",
+                        help="names the report own_data-<tag>[-seedN]-<date>.json")  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="extra --config.X=Y flags for every command")
     args = parser.parse_args()
     report: dict[str, Any] = {
@@ -130,6 +155,11 @@ def main() -> None:
         "overrides": args.overrides,
         "kinds": {},
     }
+    # Another seed is another fixture: its report sits beside the seed-0 one instead of replacing it.
+    name = "-".join(["own_data", *([args.tag] if args.tag else []),
+                     *([f"seed{args.seed}"] if args.seed else [])])  # fmt: skip
+    if not args.write_only:
+        check_report_name(name, report)
     for kind in args.kinds.split(","):
         out = os.path.join(args.out, kind)
         folder = os.path.join(out, "folder")
@@ -152,8 +182,7 @@ def main() -> None:
         report["kinds"][kind] = {"sizes": sizes, "seconds": seconds, "checks": checks}
     if args.write_only:
         return
-    # Another seed is another fixture: its report sits beside the seed-0 one instead of replacing it.
-    write_report("own_data" if args.seed == 0 else f"own_data-seed{args.seed}", report)
+    write_report(name, report)
 
 
 if __name__ == "__main__":
