@@ -12,8 +12,9 @@ Writes <out>/<kind>/ (fixture, data set, run) and benchmarks/results/own_data-<d
 names the seed and any overrides; kinds run separately on one day with the same seed and overrides
 are gathered in one report, and a run whose overrides differ from those of today's report of its name
 stops before it starts). Bars (reported, never asserted): the best trained objective beats linear
-regression, CCA and normalized CCA in all six directions and is within 1.3x of the class-level floor N / (2C) (N test items, C
-balanced classes: a model that knows only the class ranks the true match about there), with the
+regression, CCA and normalized CCA in all six directions and is within 1.3x of the class-level floor
+N / (2C) (N test items, C balanced classes: a model that knows only the class ranks the true match
+about there), with the
 difference from each direction's best baseline with its paired bootstrap interval and verdict ("wins",
 "loses", or "within" the draw of the test items; evaluation/versus.py); classifier
 transfer far above chance in every cell; the whole recipe under 10 minutes on 2 cores.
@@ -65,8 +66,13 @@ def run_recipe(folder: str, out: str, overrides: list[str]) -> dict[str, float]:
     return seconds
 
 
-def report_path(name: str, date: str) -> str:
-    return os.path.join(RESULTS_DIR, f"{name}-{date}.json")
+def _todays(name: str, report: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """(path, today's report of this name if there is one)."""
+    path = os.path.join(RESULTS_DIR, f"{name}-{report['date']}.json")
+    if not os.path.exists(path):
+        return path, None
+    with open(path) as f:
+        return path, json.load(f)
 
 
 def _same_run(earlier: dict[str, Any], report: dict[str, Any]) -> bool:
@@ -76,13 +82,11 @@ def _same_run(earlier: dict[str, Any], report: dict[str, Any]) -> bool:
 def check_report_name(name: str, report: dict[str, Any]) -> None:
     """SystemExit (one line, before anything runs) when today's report of this name holds runs of
     other overrides, which this run's report would replace."""
-    path = report_path(name, report["date"])
-    if os.path.exists(path):
-        with open(path) as f:
-            if not _same_run(json.load(f), report):
-                raise SystemExit(
-                    f"own_data: {path} holds runs with other overrides; name this one with --tag"
-                )
+    path, earlier = _todays(name, report)
+    if earlier is not None and not _same_run(earlier, report):
+        raise SystemExit(
+            f"own_data: {path} holds runs with other overrides; name this one with --tag"
+        )
 
 
 def write_report(name: str, report: dict[str, Any]) -> str:
@@ -92,12 +96,9 @@ def write_report(name: str, report: dict[str, Any]) -> str:
     run one at a time add up to one report.
     """
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    path = report_path(name, report["date"])
-    if os.path.exists(path):
-        with open(path) as f:
-            earlier = json.load(f)
-        if _same_run(earlier, report):
-            report = {**report, "kinds": {**earlier.get("kinds", {}), **report["kinds"]}}
+    path, earlier = _todays(name, report)
+    if earlier is not None and _same_run(earlier, report):
+        report = {**report, "kinds": {**earlier.get("kinds", {}), **report["kinds"]}}
     with open(path, "w") as f:
         json.dump(report, f, indent=1)
     print(f"{name}: wrote {path}")

@@ -58,16 +58,11 @@ class AudioConfig:
     def clip_samples(self) -> int:
         return int(round(self.clip_seconds * self.sample_rate))
 
-    @property
-    def clip_frames(self) -> int:
-        """The centred STFT frames of a whole clip: clip_samples // hop_length + 1."""
-        return self.clip_samples // self.hop_length + 1
-
     def check_time_steps(self) -> None:
         """ValueError (one line) when time_steps leaves part of the clip unread, or pads past its end,
         by more than 2 frames and 2%: the two are set together (a clip's frames beyond time_steps would
         be dropped without a word)."""
-        frames = self.clip_frames
+        frames = self.clip_samples // self.hop_length + 1  # the centred STFT frames of a whole clip
         if abs(self.time_steps - frames) > max(2, 0.02 * frames):
             raise ValueError(
                 f"config.data.audio.time_steps={self.time_steps} frames cover "

@@ -94,12 +94,10 @@ class AlignedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  
         if report["kept"].get(split, 0) == 0:
             skipped = report["skipped"].get(split, {})
             why = ", ".join(f"{reason}={n}" for reason, n in sorted(skipped.items()))
-            examples = [m for r in skipped for m in report["examples"].get(r, [])[:1]]
-            reason = (
-                f"all {sum(skipped.values())} were skipped ({why}; e.g. {examples[0]})"
-                if skipped
-                else "it lists none"
-            )
+            reason = "it lists none"
+            if skipped:
+                example = report["examples"][min(skipped)][0]
+                reason = f"all {sum(skipped.values())} were skipped ({why}; e.g. {example})"
             raise EmptySplitError(f"the {split} split has no row to store: {reason}")
 
     def _tally_file(self, split: str) -> str:
