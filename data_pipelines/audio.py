@@ -62,7 +62,7 @@ class AudioConfig:
         """ValueError (one line) when time_steps leaves part of the clip unread, or pads past its end,
         by more than 2 frames and 2%: the two are set together (a clip's frames beyond time_steps would
         be dropped without a word)."""
-        frames = self.clip_samples // self.hop_length + 1  # the centred STFT frames of a whole clip
+        frames = self.frames(self.clip_seconds)
         if abs(self.time_steps - frames) > max(2, 0.02 * frames):
             raise ValueError(
                 f"config.data.audio.time_steps={self.time_steps} frames cover "
@@ -70,6 +70,10 @@ class AudioConfig:
                 f"clip_seconds={self.clip_seconds} s: set --config.data.audio.time_steps={frames} "
                 "(clip_seconds x sample_rate / hop_length + 1)"
             )
+
+    def frames(self, seconds: float) -> int:
+        """The centred STFT frames of a clip of `seconds`: the time_steps that read all of it."""
+        return int(round(seconds * self.sample_rate)) // self.hop_length + 1
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -17,7 +18,13 @@ from data_pipelines import audio, records, text
 from data_pipelines.builders import features, teacher_probs
 from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
 from data_pipelines.builders.manifest import ManifestConfig, ManifestDataset
-from data_pipelines.builders.skips import BadInputError, EmptySplitError, read_skip_report
+from data_pipelines.builders.skips import (
+    BadInputError,
+    EmptySplitError,
+    Outcome,
+    SkipReport,
+    read_skip_report,
+)
 from data_pipelines.builders.video_folder import VideoFolderConfig, VideoFolderDataset
 from data_pipelines.builders.world import WorldBuilderConfig, WorldDataset
 from data_pipelines.world import World, WorldConfig
@@ -282,7 +289,35 @@ def test_manifest_reports_cropped_and_padded_sounds(tmp_path):
     assert sounds["train"]["cropped"] == 1 and sounds["train"]["padded"] == 2
     assert sounds["train"]["seconds_cut"] == pytest.approx(0.5)
     assert sounds["train"]["seconds_added"] == pytest.approx(1.0)
-    assert sounds["test"] == {"cropped": 0, "seconds_cut": 0.0, "padded": 1, "seconds_added": 0.5}
+    assert sounds["test"] == {
+        "stored": 1,
+        "cropped": 0,
+        "seconds_cut": 0.0,
+        "padded": 1,
+        "seconds_added": 0.5,
+    }
+
+
+def test_a_split_with_many_sounds_cut_names_the_clip_that_keeps_them(tmp_path, caplog):
+    spec = audio.AudioConfig(sample_rate=1000, hop_length=10, clip_seconds=1.0, time_steps=101)
+    report = SkipReport(audio=spec)
+    # Two sounds cut by 1.2 s and 0.8 s (1 s on average), one whole, one row without sound.
+    for position, delta in enumerate((1200, 800, 0, None)):
+        report.add("train", Outcome(position, clip_delta=delta))
+    report.add("test", Outcome(0, clip_delta=300))
+    report.add("test", Outcome(1, clip_delta=0))
+    report.add("test", Outcome(2, clip_delta=0))
+    report.add("test", Outcome(3, clip_delta=0))
+    with caplog.at_level(logging.INFO, logger="absl"):
+        report.finish_split("train", str(tmp_path))
+        report.finish_split("test", str(tmp_path))
+    hints = [r.getMessage() for r in caplog.records if "on every command" in r.getMessage()]
+    # 2 of 3 sounds cut in train; 1 of 4 in test is not many.
+    assert hints == [
+        "[train] 2 sounds lost part of their length: to keep more of each, pass "
+        "--config.data.audio.clip_seconds=2 --config.data.audio.time_steps=201 on every command"
+    ]
+    assert read_skip_report(str(tmp_path))["sounds"]["train"]["stored"] == 3
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CASES))

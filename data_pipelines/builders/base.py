@@ -44,7 +44,7 @@ class AlignedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  
         kwargs.setdefault("file_format", STORAGE_FORMAT)
         super().__init__(**kwargs)
         self.beam = beam
-        self.report = SkipReport(strict=strict, sample_rate=self.spec.audio.sample_rate)
+        self.report = SkipReport(strict=strict, audio=self.spec.audio)
         self._beam_splits: list[str] = []
 
     @property

@@ -135,9 +135,9 @@ class ExampleEncoder:
         label: int = -1,
         fine_label: int = -1,
         teacher_probs: np.ndarray | None = None,
-    ) -> tuple[dict[str, Any], int]:
+    ) -> tuple[dict[str, Any], int | None]:
         """(example, clip_delta): the stored features, and how many samples the sound lost to cropping
-        (> 0) or gained from zero-padding (< 0) to fit the clip (0 without sound). image: array or file
+        (> 0) or gained from zero-padding (< 0) to fit the clip (None without sound). image: array or file
         path; sound: waveform at spec.audio.sample_rate or file path."""
         spec = self.spec
         example: dict[str, Any] = {
@@ -157,7 +157,7 @@ class ExampleEncoder:
             raise RowError("no_modality", example_id, "the row has no image, sound or text")
         if image is not None:
             example["image"] = self._image(example_id, image)
-        clip_delta = 0
+        clip_delta = None
         if sound is not None:
             example["sound"], clip_delta = self._sound(example_id, sound)
         if caption is not None:

@@ -12,12 +12,14 @@ import collections
 import dataclasses
 import heapq
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 from absl import logging
 
 from data_pipelines import paths
+from data_pipelines.audio import AudioConfig
 
 SKIP_REPORT_FILE = "skipped.json"
 # Reasons a row is skipped; the keys of the report.
@@ -36,7 +38,9 @@ REASONS = (
 _EXAMPLES_PER_REASON = 5
 # How the stored sounds were fitted to the clip length, in samples: integers add up to the same total
 # in any order, so parallel workers count exactly what one process counts.
-SOUND_KEYS = ("cropped", "samples_cut", "padded", "samples_added")
+SOUND_KEYS = ("stored", "cropped", "samples_cut", "padded", "samples_added")
+# Past this fraction of a split's sounds cut, the build names the longer clip that would keep them.
+MANY_CUT = 0.25
 
 
 class BadInputError(ValueError):
@@ -71,18 +75,19 @@ def raise_if_strict(error: RowError, strict: bool) -> None:
 class Outcome:
     """What one row became. position: its place in the split (the first of two rows with one id is kept,
     the first few bad rows are reported); example: the stored features, or error: why it was skipped;
-    clip_delta: samples the stored sound lost to cropping (> 0) or gained from zero-padding (< 0)."""
+    clip_delta: samples the stored sound lost to cropping (> 0) or gained from zero-padding (< 0); None
+    for a row without sound."""
 
     position: int
     example: dict[str, Any] | None = None
     error: RowError | None = None
-    clip_delta: int = 0
+    clip_delta: int | None = None
 
     @classmethod
     def attempt(
         cls,
         position: int,
-        encode: Callable[..., tuple[dict[str, Any], int]],
+        encode: Callable[..., tuple[dict[str, Any], int | None]],
         *args: Any,
         **kwargs: Any,
     ) -> Outcome:
@@ -112,6 +117,8 @@ class SplitTally:
             self._keep_first(reason, [(outcome.position, str(outcome.error))])
             return self
         self.kept += 1
+        if outcome.clip_delta is not None:
+            self.sounds["stored"] += 1
         if outcome.clip_delta:
             kind, amount = (
                 ("cropped", "samples_cut")
@@ -158,11 +165,11 @@ class SplitTally:
 
 class SkipReport:
     """Counts kept and skipped rows per split; in strict mode the first bad row raises BadInputError.
-    sample_rate: of the stored sounds, to report their cropping and padding in seconds."""
+    audio: how the stored sounds were made, to report their cropping and padding in seconds."""
 
-    def __init__(self, strict: bool = False, sample_rate: int = 1):
+    def __init__(self, strict: bool = False, audio: AudioConfig | None = None):
         self.strict = strict
-        self.sample_rate = sample_rate
+        self.audio = audio or AudioConfig()
         self.splits: dict[str, SplitTally] = {}
 
     def add(self, split: str, outcome: Outcome) -> None:
@@ -182,7 +189,7 @@ class SkipReport:
         for tally in self.splits.values():
             for reason, found in tally.examples.items():
                 examples[reason] += [message for _, message in found]
-        rate = self.sample_rate
+        rate = self.audio.sample_rate
         return {
             "kept": {split: t.kept for split, t in self.splits.items()},
             "skipped": {split: dict(t.skipped) for split, t in self.splits.items() if t.skipped},
@@ -190,6 +197,7 @@ class SkipReport:
             "examples": {r: found[:_EXAMPLES_PER_REASON] for r, found in examples.items()},
             "sounds": {
                 split: {
+                    "stored": s["stored"],
                     "cropped": s["cropped"],
                     "seconds_cut": s["samples_cut"] / rate,
                     "padded": s["padded"],
@@ -215,18 +223,31 @@ class SkipReport:
         if split in report["sounds"]:
             s = report["sounds"][split]
             logging.info(
-                "[%s] sounds: %d cropped to the clip length (by %.2f s on average), %d "
+                "[%s] sounds: %d of %d cropped to the clip length (by %.2f s on average), %d "
                 "zero-padded (by %.2f s on average)",
                 split,
                 s["cropped"],
+                s["stored"],
                 s["seconds_cut"] / max(s["cropped"], 1),
                 s["padded"],
                 s["seconds_added"] / max(s["padded"], 1),
             )
+            if s["cropped"] > MANY_CUT * s["stored"]:
+                logging.warning("[%s] %s", split, self.longer_clip(s["cropped"], s["seconds_cut"]))
         directory = paths.as_path(folder)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / SKIP_REPORT_FILE).write_text(
             json.dumps(report, indent=2, sort_keys=True), encoding="utf-8"
+        )
+
+    def longer_clip(self, cropped: int, seconds_cut: float) -> str:
+        """The flags of a clip longer by the mean cut, rounded up to half a second."""
+        audio = self.audio
+        seconds = math.ceil((audio.clip_seconds + seconds_cut / cropped) * 2) / 2
+        return (
+            f"{cropped} sounds lost part of their length: to keep more of each, pass "
+            f"--config.data.audio.clip_seconds={seconds:g} "
+            f"--config.data.audio.time_steps={audio.frames(seconds)} on every command"
         )
 
 
