@@ -9,9 +9,9 @@ python -m benchmarks.own_data --kinds=countries --tag=clip3s -- --config.data.au
 
 Writes <out>/<kind>/ (fixture, data set, run) and benchmarks/results/own_data-<date>.json (with
 --seed=N > 0: own_data-seedN-<date>.json; with --tag=T: own_data-T[-seedN]-<date>.json; the report
-names the seed and any overrides; kinds run separately on one day with the same seed and overrides
-are gathered in one report, and a run whose overrides differ from those of today's report of its name
-stops before it starts). Bars (reported, never asserted): the best trained objective beats linear
+names the seed and any overrides and keeps every method's median ranks; kinds run separately on one
+day with the same seed and overrides are gathered in one report, and a run whose overrides differ from
+those of today's report of its name stops before it starts). Bars (reported, never asserted): the best trained objective beats linear
 regression, CCA and normalized CCA in all six directions and is within 1.3x of the class-level floor
 N / (2C) (N test items, C balanced classes: a model that knows only the class ranks the true match
 about there), with the
@@ -105,6 +105,14 @@ def write_report(name: str, report: dict[str, Any]) -> str:
     return path
 
 
+def median_ranks(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Every method's median rank per direction: the tables of results.json, kept in the report."""
+    return {
+        method: {d: r["median_rank"] for d, r in entry["retrieval"].items()}
+        for method, entry in results.items()
+    }
+
+
 def bars(results: dict[str, Any], num_test: int, num_classes: int) -> dict[str, Any]:
     """The checks of the module docstring on results.json."""
     floor = num_test / (2 * num_classes)
@@ -180,7 +188,12 @@ def main() -> None:
         checks = bars(results, counts["rows"]["test"], counts["classes"])
         checks["recipe_seconds"] = sum(seconds.values())
         print(f"own_data: {kind}: {json.dumps(checks, indent=1)}", flush=True)
-        report["kinds"][kind] = {"sizes": sizes, "seconds": seconds, "checks": checks}
+        report["kinds"][kind] = {
+            "sizes": sizes,
+            "seconds": seconds,
+            "checks": checks,
+            "median_ranks": median_ranks(results),
+        }
     if args.write_only:
         return
     write_report(name, report)
