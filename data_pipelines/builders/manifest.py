@@ -163,7 +163,7 @@ class ManifestRows:
     def __call__(self, position: int, line: tuple[int, dict[str, Any] | RowError]) -> list[Outcome]:
         return [Outcome.attempt(position, self._encode, *line)]
 
-    def _encode(self, number: int, row: dict[str, Any] | RowError) -> tuple[Example, int]:
+    def _encode(self, number: int, row: dict[str, Any] | RowError) -> tuple[Example, int | None]:
         if isinstance(row, RowError):
             raise row
         example_id = row_id(row, self.split, number)
