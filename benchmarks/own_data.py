@@ -10,14 +10,14 @@ python -m benchmarks.own_data --kinds=countries --tag=clip3s -- --config.data.au
 Writes <out>/<kind>/ (fixture, data set, run) and benchmarks/results/own_data-<date>.json (with
 --seed=N > 0: own_data-seedN-<date>.json; with --tag=T: own_data-T[-seedN]-<date>.json; the report
 names the seed and any overrides and keeps every method's median ranks; kinds run separately on one
-day with the same seed and overrides are gathered in one report, and a run whose overrides differ from
-those of today's report of its name stops before it starts). Bars (reported, never asserted): the best trained objective beats linear
-regression, CCA and normalized CCA in all six directions and is within 1.3x of the class-level floor
-N / (2C) (N test items, C balanced classes: a model that knows only the class ranks the true match
-about there), with the
-difference from each direction's best baseline with its paired bootstrap interval and verdict ("wins",
-"loses", or "within" the draw of the test items; evaluation/versus.py); classifier
-transfer far above chance in every cell; the whole recipe under 10 minutes on 2 cores.
+day with the same seed and overrides are gathered in one report, and a run whose overrides differ
+from those of today's report of its name stops before it starts). Bars (reported, never asserted):
+the best trained objective beats linear regression, CCA and normalized CCA in all six directions and
+is within 1.3x of the class-level floor N / (2C) (N test items, C balanced classes: a model that
+knows only the class ranks the true match about there), with the difference from each direction's
+best baseline with its paired bootstrap interval and verdict ("wins", "loses", or "within" the draw
+of the test items; evaluation/versus.py); classifier transfer far above chance in every cell; the
+whole recipe under 10 minutes on 2 cores.
 """
 
 from __future__ import annotations
