@@ -1,0 +1,124 @@
+"""What a ranker that knows only the class reaches on benchmarks.own_data's bars.
+
+Such a ranker puts the true match's class first (its C-th of the N test items, in random order) for a
+fraction `accuracy` of the queries, and after it otherwise. Where a pair of modalities shares nothing but
+the class (as the fixtures' sounds share with their images and captions: each sound is drawn apart from
+them), no model does better than the perfect one (accuracy 1) but by the draw of the test items. Per
+direction of each report this prints the chance that the perfect class-level ranker's median rank is
+below the best baseline's: near or under one half, a baseline is already at the class level, and
+"beats every baseline" there is a coin the network can only toss. Given sound_ceiling reports, it also
+prints the chance that a class-level ranker with the sound tower's accuracy on the true labels stays
+within 1.3x of the floor: how much room the sound directions have.
+
+python -m benchmarks.class_level benchmarks/results/own_data-2026-12-03.json [more reports] \
+    [--ceilings benchmarks/results/sound_ceiling-2026-12-03.json ...]
+
+Writes benchmarks/results/class_level-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from benchmarks.own_data import FLOOR_FACTOR, RESULTS_DIR
+
+TRIALS = 20_000
+
+
+def class_level_medians(
+    num_test: int, num_classes: int, accuracy: float = 1.0, trials: int = TRIALS, seed: int = 0
+) -> np.ndarray:
+    """Median ranks [trials] of the true match among num_test items of num_classes balanced classes,
+    each trial one draw of every query's rank: uniform over 1..num_test/num_classes with probability
+    `accuracy`, else uniform over the ranks after the class."""
+    per_class = num_test // num_classes
+    rng = np.random.default_rng(seed)
+    inside = rng.integers(1, per_class + 1, size=(trials, num_test), dtype=np.int32)
+    if accuracy < 1.0:
+        outside = rng.integers(per_class + 1, num_test + 1, size=(trials, num_test), dtype=np.int32)
+        inside = np.where(rng.random((trials, num_test)) < accuracy, inside, outside)
+    return np.median(inside, axis=1)
+
+
+def folder_chances(checks: dict[str, Any], num_test: int, num_classes: int) -> dict[str, Any]:
+    """Per direction of one folder's bars (benchmarks.own_data.bars): the network's and the best
+    baseline's median ranks and the chance that the perfect class-level ranker is below the latter."""
+    medians = class_level_medians(num_test, num_classes)
+    return {
+        d: {
+            "network": rank,
+            "best_baseline": checks["best_baseline"][d],
+            "class_level_below_baseline": float(np.mean(medians < checks["best_baseline"][d])),
+        }
+        for d, rank in checks["ranks"].items()
+    }
+
+
+def ceiling_chances(accuracy: float, num_test: int, num_classes: int) -> dict[str, float]:
+    """The class-level ranker of the given accuracy: its mean median rank and the chance that the
+    median is within 1.3x of the floor num_test / (2 num_classes)."""
+    medians = class_level_medians(num_test, num_classes, accuracy)
+    bar = FLOOR_FACTOR * num_test / (2 * num_classes)
+    return {"accuracy": accuracy, "mean_median": float(medians.mean()),
+            "within_floor": float(np.mean(medians <= bar))}  # fmt: skip
+
+
+def _sizes(entry: dict[str, Any]) -> tuple[int, int]:
+    """(test items, classes) of one kind's entry in an own_data report."""
+    classes = round(1.0 / entry["checks"]["chance"])
+    return entry["sizes"]["test_per_class"] * classes, classes
+
+
+def _read(path: str) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("reports", nargs="+", help="benchmarks.own_data reports")
+    parser.add_argument(
+        "--ceilings", nargs="*", default=[], help="benchmarks.sound_ceiling reports"
+    )
+    args = parser.parse_args()
+    report: dict[str, Any] = {"date": datetime.date.today().isoformat(), "trials": TRIALS,
+                              "folders": {}, "ceilings": {}}  # fmt: skip
+    sizes: dict[str, tuple[int, int]] = {}
+    for path in args.reports:
+        own = _read(path)
+        for kind, entry in own["kinds"].items():
+            if "checks" not in entry:
+                continue
+            sizes[kind] = _sizes(entry)
+            name = f"{os.path.basename(path)[: -len('.json')]}:{kind}"
+            report["folders"][name] = folder_chances(entry["checks"], *sizes[kind])
+            for d, row in report["folders"][name].items():
+                print(f"{name:40s} {d:13s} network {row['network']:6.2f}  best baseline "
+                      f"{row['best_baseline']:6.2f}  P(class level below it) "
+                      f"{row['class_level_below_baseline']:.2f}")  # fmt: skip
+    for path in args.ceilings:
+        ceilings = _read(path)
+        for kind, entry in ceilings["kinds"].items():
+            if kind not in sizes:
+                continue
+            name = f"{os.path.basename(path)[: -len('.json')]}:{kind}"
+            report["ceilings"][name] = ceiling_chances(entry["test_accuracy"], *sizes[kind])
+            row = report["ceilings"][name]
+            print(f"{name:40s} sound tower on the true labels {row['accuracy']:.3f}: class-level "
+                  f"median {row['mean_median']:.2f}, P(within {FLOOR_FACTOR}x the floor) "
+                  f"{row['within_floor']:.2f}")  # fmt: skip
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"class_level-{report['date']}.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"class_level: wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
