@@ -13,7 +13,7 @@ within 1.3x of the floor: how much room the sound directions have.
 python -m benchmarks.class_level benchmarks/results/own_data-2026-12-03.json [more reports] \
     [--ceilings benchmarks/results/sound_ceiling-2026-12-03.json ...]
 
-Writes benchmarks/results/class_level-<date>.json.
+Writes benchmarks/results/class_level-<date>.json (a later run that day replaces it).
 """
 
 from __future__ import annotations
@@ -75,9 +75,16 @@ def _sizes(entry: dict[str, Any]) -> tuple[int, int]:
     return entry["sizes"]["test_per_class"] * classes, classes
 
 
-def _read(path: str) -> dict[str, Any]:
-    with open(path) as f:
-        return json.load(f)
+def _read(path: str, made_by: str) -> dict[str, Any]:
+    """The report at path; SystemExit (one line) when it is missing or not one of made_by's."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"class_level: cannot read {path}: {error}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("kinds"), dict):
+        raise SystemExit(f"class_level: {path} is not a report of {made_by}")
+    return report
 
 
 def main() -> None:
@@ -91,7 +98,7 @@ def main() -> None:
                               "folders": {}, "ceilings": {}}  # fmt: skip
     sizes: dict[str, tuple[int, int]] = {}
     for path in args.reports:
-        own = _read(path)
+        own = _read(path, "benchmarks.own_data")
         for kind, entry in own["kinds"].items():
             if "checks" not in entry:
                 continue
@@ -102,10 +109,12 @@ def main() -> None:
                 print(f"{name:40s} {d:13s} network {row['network']:6.2f}  best baseline "
                       f"{row['best_baseline']:6.2f}  P(class level below it) "
                       f"{row['class_level_below_baseline']:.2f}")  # fmt: skip
+    if not report["folders"]:
+        raise SystemExit("class_level: no folder in these reports has the bars of a finished run")
     for path in args.ceilings:
-        ceilings = _read(path)
+        ceilings = _read(path, "benchmarks.sound_ceiling")
         for kind, entry in ceilings["kinds"].items():
-            if kind not in sizes:
+            if kind not in sizes or "test_accuracy" not in entry:
                 continue
             name = f"{os.path.basename(path)[: -len('.json')]}:{kind}"
             report["ceilings"][name] = ceiling_chances(entry["test_accuracy"], *sizes[kind])

@@ -6,6 +6,7 @@ import pathlib
 import sys
 
 import numpy as np
+import pytest
 
 from benchmarks import class_level
 
@@ -66,3 +67,23 @@ def test_the_report_reads_own_data_and_sound_ceiling_reports(tmp_path, monkeypat
     # digits has no own_data entry to size it, so only effects gets a ceiling row.
     assert list(report["ceilings"]) == ["sound_ceiling-x:effects"]
     assert report["ceilings"]["sound_ceiling-x:effects"]["within_floor"] == 1.0
+
+
+def test_a_missing_or_foreign_report_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(class_level, "RESULTS_DIR", str(tmp_path / "results"))
+    missing = tmp_path / "none.json"
+    monkeypatch.setattr(sys, "argv", ["class_level", str(missing)])
+    with pytest.raises(SystemExit, match=f"cannot read {missing}"):
+        class_level.main()
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps([1, 2]))
+    monkeypatch.setattr(sys, "argv", ["class_level", str(foreign)])
+    with pytest.raises(SystemExit, match="is not a report of benchmarks.own_data"):
+        class_level.main()
+    # A sound_ceiling report given as an own_data one: its kinds carry no bars.
+    ceiling = tmp_path / "sound_ceiling-x.json"
+    ceiling.write_text(json.dumps({"kinds": {"effects": {"test_accuracy": 0.97}}}))
+    monkeypatch.setattr(sys, "argv", ["class_level", str(ceiling)])
+    with pytest.raises(SystemExit, match="no folder in these reports has the bars"):
+        class_level.main()
+    assert not (tmp_path / "results").exists()
