@@ -1,7 +1,7 @@
 """What a ranker that knows only the class reaches on benchmarks.own_data's bars.
 
-Such a ranker puts the true match's class first (its C-th of the N test items, in random order) for a
-fraction `accuracy` of the queries, and after it otherwise. Where a pair of modalities shares nothing but
+Such a ranker puts the true match's class first (the N/C test items of that class, in random order)
+for a fraction `accuracy` of the queries, and after it otherwise. Where a pair of modalities shares nothing but
 the class (as the fixtures' sounds share with their images and captions: each sound is drawn apart from
 them), no model does better than the perfect one (accuracy 1) but by the draw of the test items. Per
 direction of each report this prints the chance that the perfect class-level ranker's median rank is
@@ -46,10 +46,10 @@ def class_level_medians(
     return np.median(inside, axis=1)
 
 
-def folder_chances(checks: dict[str, Any], num_test: int, num_classes: int) -> dict[str, Any]:
+def folder_chances(checks: dict[str, Any], medians: np.ndarray) -> dict[str, Any]:
     """Per direction of one folder's bars (benchmarks.own_data.bars): the network's and the best
-    baseline's median ranks and the chance that the perfect class-level ranker is below the latter."""
-    medians = class_level_medians(num_test, num_classes)
+    baseline's median ranks and the chance that the perfect class-level ranker, whose median ranks on
+    the folder's test items are `medians` [trials] (class_level_medians), is below the latter."""
     return {
         d: {
             "network": rank,
@@ -97,6 +97,7 @@ def main() -> None:
     report: dict[str, Any] = {"date": datetime.date.today().isoformat(), "trials": TRIALS,
                               "folders": {}, "ceilings": {}}  # fmt: skip
     sizes: dict[str, tuple[int, int]] = {}
+    perfect: dict[tuple[int, int], np.ndarray] = {}  # the perfect ranker's medians, one draw a size
     for path in args.reports:
         own = _read(path, "benchmarks.own_data")
         for kind, entry in own["kinds"].items():
@@ -104,7 +105,9 @@ def main() -> None:
                 continue
             sizes[kind] = _sizes(entry)
             name = f"{os.path.basename(path)[: -len('.json')]}:{kind}"
-            report["folders"][name] = folder_chances(entry["checks"], *sizes[kind])
+            if sizes[kind] not in perfect:
+                perfect[sizes[kind]] = class_level_medians(*sizes[kind])
+            report["folders"][name] = folder_chances(entry["checks"], perfect[sizes[kind]])
             for d, row in report["folders"][name].items():
                 print(f"{name:40s} {d:13s} network {row['network']:6.2f}  best baseline "
                       f"{row['best_baseline']:6.2f}  P(class level below it) "

@@ -35,13 +35,14 @@ def test_the_chance_of_beating_a_baseline_follows_how_far_it_is_from_the_class_l
         "ranks": {"image->sound": 16.0, "sound->image": 17.0},
         "best_baseline": {"image->sound": 40.0, "sound->image": 15.5},
     }
-    chances = class_level.folder_chances(checks, 360, 12)
+    medians = class_level.class_level_medians(360, 12)
+    chances = class_level.folder_chances(checks, medians)
     assert chances["image->sound"]["class_level_below_baseline"] == 1.0
     assert 0.35 < chances["sound->image"]["class_level_below_baseline"] < 0.65
     assert chances["sound->image"]["network"] == 17.0
     checks["best_baseline"]["image->sound"] = 10.0
     assert (
-        class_level.folder_chances(checks, 360, 12)["image->sound"]["class_level_below_baseline"]
+        class_level.folder_chances(checks, medians)["image->sound"]["class_level_below_baseline"]
         == 0.0
     )
 
