@@ -26,14 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignment.retrieval import l2_normalize
+
 # Similarity entries per chunk when the caller gives no chunk: 16 MiB of float32. The comparisons with
 # each true item may be materialized beside the similarities (on CPU they are), so chunks stay small.
 _CHUNK_ENTRIES = 1 << 22
-_NORM_FLOOR = 1e-12
-
-
-def _unit(x: jax.Array) -> jax.Array:
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), _NORM_FLOOR)
 
 
 @functools.partial(jax.jit, static_argnames=("chunk",))
@@ -41,8 +38,8 @@ def _doubled_ranks(
     queries: jax.Array, gallery: jax.Array, relevant: jax.Array, chunk: int
 ) -> jax.Array:
     """int32 [Q, K]: 2 * rank of each relevant item (exact integers), -1 where relevant is -1."""
-    g = _unit(gallery)
-    q = _unit(queries).reshape(-1, chunk, queries.shape[1])
+    g = l2_normalize(gallery)
+    q = l2_normalize(queries).reshape(-1, chunk, queries.shape[1])
     rel = relevant.reshape(-1, chunk, relevant.shape[1])
 
     def one_chunk(block: tuple[jax.Array, jax.Array]) -> jax.Array:

@@ -10,20 +10,36 @@ everything and never give NaN.
 """
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 # Similarity blocks hold at most this many float32 entries (64 MiB), so 25,000 x 25,000 fits in memory.
 _BLOCK_ENTRIES = 1 << 24
 _NORM_FLOOR = 1e-12
 
+Array = TypeVar("Array", np.ndarray, jax.Array)
+
+
+def l2_normalize(x: Array, axis: int = -1) -> Array:
+    """Vectors along `axis` (rows of [N, D]) scaled to unit L2 norm, for metrics: x / max(|x|, 1e-12), so
+    zero vectors stay zero. numpy in, numpy out (the dtype kept); a jax array (traced, too) in, jax out.
+
+    Training normalizes with alignment.losses.l2_normalize, x * rsqrt(|x|^2 + eps), whose gradient is
+    finite at 0. The two round differently, and the tied ranks of collinear embeddings (few active
+    ReLU units) move with the rounding, so every metric uses this one.
+    """
+    xp = jnp if isinstance(x, jax.Array) else np
+    return x / xp.maximum(xp.linalg.norm(x, axis=axis, keepdims=True), _NORM_FLOOR)
+
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"expected a [N, D] array, got shape {x.shape}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, _NORM_FLOOR)
+    return l2_normalize(x)
 
 
 def ranks(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
-_NORM_FLOOR = 1e-12
+from alignment.retrieval import l2_normalize
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"expected [N, D] features, got shape {x.shape}")
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _NORM_FLOOR)
+    return l2_normalize(x)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from alignment.retrieval import l2_normalize
 from alignment.transfer import fit_linear_classifier
 
-_NORM_FLOOR = 1e-12
 
-
-def _unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), _NORM_FLOOR)
+def _unit(x: np.ndarray) -> np.ndarray:
+    return l2_normalize(np.asarray(x, dtype=np.float64))
 
 
 def ensemble_class_embeddings(embeddings: np.ndarray) -> np.ndarray:
