@@ -1,6 +1,8 @@
 """The towers, shared head and teacher: shapes (paper scale, without allocating), padding invariance,
 input normalization, dtypes and finite gradients."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -9,15 +11,18 @@ import pytest
 from flax import linen as nn
 
 from alignment import models
-from alignment.models.vision import adaptive_avg_pool, max_pool, normalize_images
+from alignment.models.sound import SoundTower
+from alignment.models.text import TextTower
+from alignment.models.vision import VisionTower, adaptive_avg_pool, max_pool, normalize_images
 from alignment.parallel import init_compiler_options
 from experiments.configs import paper
+from experiments.configs.base import base_config
 from tests import helpers
 
 
 def _model_config(**overrides) -> ml_collections.ConfigDict:
     """A tiny model: 24x24 images, 16x9 spectrograms, 6 words of 5-d vectors, 16-d everywhere."""
-    return ml_collections.ConfigDict({**helpers.TINY_MODEL, **overrides})
+    return ml_collections.ConfigDict({**helpers.TINY_MODEL, "word_head": False, **overrides})
 
 
 def _paper_config() -> ml_collections.ConfigDict:
@@ -97,6 +102,32 @@ TORCHVISION_ALEXNET = {  # state_dict weight shapes of torchvision.models.alexne
     "classifier.4": (4096, 4096),
     "classifier.6": (1000, 4096),
 }
+
+
+def test_every_key_of_a_tower_block_is_a_field_of_its_tower():
+    """A tower setting is a key of its config block and a field of its module, nothing in between."""
+    model = base_config().model
+    for block, tower in (
+        (model.vision, VisionTower),
+        (model.sound, SoundTower),
+        (model.text, TextTower),
+    ):
+        assert set(block) <= {f.name for f in dataclasses.fields(tower)}, tower.__name__
+
+
+def test_modules_take_their_blocks_as_saved_with_training_knobs_left_out():
+    """Sequences as a saved config.json holds them (lists) become tuples; a dtype name its dtype; the
+    teacher's training knobs (source, total_steps, ...) are not the module's."""
+    saved = {**helpers.TINY_MODEL, "word_head": True, "dtype": "bfloat16"}
+    saved["vision"] = {**saved["vision"], "channels": [4, 8, 8, 8, 8]}
+    model = models.create_model(ml_collections.ConfigDict(saved))
+    assert model.vision.channels == (4, 8, 8, 8, 8) and model.vision.tower_dim == 16
+    assert model.vision.dtype == model.head.dtype == jnp.bfloat16
+    assert model.head.word_dim == helpers.TINY_MODEL["text"]["word_dim"]
+    teacher_cfg = paper.get_config().teacher
+    teacher = models.create_teacher(teacher_cfg)
+    assert teacher.normalization == "imagenet" and teacher.hidden == (4096, 4096)
+    assert teacher.dtype == jnp.float32  # the config leaves it to the module
 
 
 def test_teacher_has_torchvision_alexnet_layout():

@@ -7,13 +7,13 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from alignment.models.blocks import DTYPES, from_block
 from alignment.models.head import SharedHead
 from alignment.models.sound import SoundTower
 from alignment.models.text import TextTower
 from alignment.models.vision import VisionTower
 
 MODALITIES = ("image", "sound", "text")
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 class TriModalNet(nn.Module):
@@ -91,52 +91,18 @@ def init_params(
 
 def create_sound_tower(cfg: Any, dtype: Any = jnp.float32) -> SoundTower:
     """The sound tower of config.model (`cfg`)."""
-    sound = cfg.sound
-    return SoundTower(
-        channels=tuple(sound.channels),
-        kernels=tuple(sound.kernels),
-        strides=tuple(sound.strides),
-        tower_dim=cfg.tower_dim,
-        time_steps=sound.time_steps,
-        freq_bins=sound.freq_bins,
-        dtype=dtype,
-    )
+    return from_block(SoundTower, cfg.sound, tower_dim=cfg.tower_dim, dtype=dtype)
 
 
 def create_model(cfg: Any) -> TriModalNet:
-    """TriModalNet from config.model (dtype, tower_dim, fc_dims, num_classes, vision, sound, text;
-    vision.normalization, conv_norm, fresh_channels and features_scale are optional, with the defaults
-    of VisionTower; word_head=True gives the head a "words" output of text.word_dim)."""
+    """TriModalNet from config.model: each tower from its block (vision, sound, text) with the model's
+    tower_dim and dtype, the head from fc_dims and num_classes (word_head=True gives it a "words" output
+    of text.word_dim)."""
     dtype = DTYPES[cfg.dtype]
-    vision, text = cfg.vision, cfg.text
+    tower = dict(tower_dim=cfg.tower_dim, dtype=dtype)
     return TriModalNet(
-        vision=VisionTower(
-            channels=tuple(vision.channels),
-            kernels=tuple(vision.kernels),
-            strides=tuple(vision.strides),
-            pool=vision.pool,
-            tower_dim=cfg.tower_dim,
-            image_size=vision.image_size,
-            dtype=dtype,
-            normalization=vision.get("normalization", "symmetric"),
-            conv_norm=vision.get("conv_norm", "none"),
-            fresh_channels=tuple(vision.get("fresh_channels", ())),
-            features_scale=vision.get("features_scale", 1.0),
-        ),
+        vision=from_block(VisionTower, cfg.vision, **tower),
         sound=create_sound_tower(cfg, dtype),
-        text=TextTower(
-            channels=tuple(text.channels),
-            kernels=tuple(text.kernels),
-            tower_dim=cfg.tower_dim,
-            max_words=text.max_words,
-            word_dim=text.word_dim,
-            dtype=dtype,
-            bag=text.get("bag", False),
-        ),
-        head=SharedHead(
-            fc_dims=tuple(cfg.fc_dims),
-            num_classes=cfg.num_classes,
-            dtype=dtype,
-            word_dim=text.word_dim if cfg.get("word_head", False) else 0,
-        ),
+        text=from_block(TextTower, cfg.text, **tower),
+        head=from_block(SharedHead, cfg, word_dim=cfg.text.word_dim if cfg.word_head else 0),
     )

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from alignment.models.network import DTYPES
+from alignment.models.blocks import from_block
 from alignment.models.vision import AlexNetFeatures, adaptive_avg_pool, pool_features
 
 # torchvision's AlexNet average-pools pool5 to this side before flattening.
@@ -85,17 +85,6 @@ class Teacher(nn.Module):
 
 
 def create_teacher(cfg: Any) -> Teacher:
-    """Teacher from config.teacher (image_size, channels, kernels, strides, pool, hidden, num_classes;
-    optional dropout, dtype and normalization)."""
-    return Teacher(
-        channels=tuple(cfg.channels),
-        kernels=tuple(cfg.kernels),
-        strides=tuple(cfg.strides),
-        pool=cfg.pool,
-        hidden=tuple(cfg.hidden),
-        num_classes=cfg.num_classes,
-        image_size=cfg.image_size,
-        dropout=cfg.get("dropout", 0.0),
-        dtype=DTYPES[cfg.get("dtype", "float32")],
-        normalization=cfg.get("normalization", "symmetric"),
-    )
+    """Teacher from config.teacher: the keys that name Teacher's fields (its training knobs are not the
+    module's)."""
+    return from_block(Teacher, cfg)
