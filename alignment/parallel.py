@@ -70,10 +70,21 @@ def create_train_state(
     """
     shapes = _example_inputs(example_batch)
 
+    def params_init(rng: jax.Array) -> Any:
+        example = {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}
+        return init_params(model, rng, example)
+
+    return init_state_on_mesh(params_init, optimizer, rng, mesh)
+
+
+def train_state_init(
+    params_init: Callable[[jax.Array], Any], optimizer: optax.GradientTransformation
+) -> Callable[[jax.Array], TrainState]:
+    """rng -> a fresh TrainState: params_init(one half of rng) and the optimizer's state of them."""
+
     def init(rng: jax.Array) -> TrainState:
         init_rng, state_rng = jax.random.split(rng)
-        example = {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}
-        params = init_params(model, init_rng, example)
+        params = params_init(init_rng)
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
@@ -82,6 +93,17 @@ def create_train_state(
             nonfinite_count=jnp.zeros((), jnp.int32),
         )
 
+    return init
+
+
+def init_state_on_mesh(
+    params_init: Callable[[jax.Array], Any],
+    optimizer: optax.GradientTransformation,
+    rng: jax.Array,
+    mesh: Mesh,
+) -> TrainState:
+    """train_state_init's state, replicated, built directly on the mesh (eval_shape + jitted init)."""
+    init = train_state_init(params_init, optimizer)
     abstract = jax.eval_shape(init, rng)
     shardings = jax.tree.map(lambda _: replicated(mesh), abstract)
     return jax.jit(init, out_shardings=shardings, compiler_options=init_compiler_options())(rng)
@@ -181,24 +203,36 @@ def make_train_step(
     def step(state: TrainState, batch: Any, teacher_params: Any = None):
         rng = jax.random.fold_in(state.rng, state.step)
         grads, metrics = sharded(state.params, _step_inputs(batch), teacher_params, rng)
-        grad_norm = optax.global_norm(grads)
-        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-
-        def keep_if_finite(new, old):
-            return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-
-        new_state = dataclasses.replace(
-            state,
-            step=state.step + 1,
-            params=keep_if_finite(params, state.params),
-            opt_state=keep_if_finite(opt_state, state.opt_state),
-            nonfinite_count=state.nonfinite_count + jnp.logical_not(finite).astype(jnp.int32),
-        )
-        return new_state, {**metrics, "grad_norm": grad_norm, "finite": finite.astype(jnp.float32)}
+        return apply_gradients(state, grads, metrics, optimizer)
 
     return jax.jit(step, donate_argnums=0, out_shardings=replicated(mesh))
+
+
+def apply_gradients(
+    state: TrainState,
+    grads: Any,
+    metrics: dict[str, jax.Array],
+    optimizer: optax.GradientTransformation,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """The optimizer's update of `state`, kept only where metrics["loss"] and the gradient norm are
+    finite (else params and opt_state stay and nonfinite_count grows); `step` always advances.
+    Returns (state, metrics plus "grad_norm" and "finite" (1.0 or 0.0))."""
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+
+    def keep_if_finite(new, old):
+        return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+    new_state = dataclasses.replace(
+        state,
+        step=state.step + 1,
+        params=keep_if_finite(params, state.params),
+        opt_state=keep_if_finite(opt_state, state.opt_state),
+        nonfinite_count=state.nonfinite_count + jnp.logical_not(finite).astype(jnp.int32),
+    )
+    return new_state, {**metrics, "grad_norm": grad_norm, "finite": finite.astype(jnp.float32)}
 
 
 def make_embed_fn(model: TriModalNet, mesh: Mesh) -> Callable[..., dict[str, jax.Array]]:
@@ -215,3 +249,35 @@ def make_embed_fn(model: TriModalNet, mesh: Mesh) -> Callable[..., dict[str, jax
         )
 
     return jax.jit(embed, static_argnames="modality")
+
+
+def make_classifier_step(
+    classifier: Any, optimizer: optax.GradientTransformation, mesh: Mesh
+) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, jax.Array]]]:
+    """step(state, batch) -> (state, metrics) for a classifier of images (the teacher), jitted once,
+    state donated.
+
+    batch: {"image": uint8 [B, H, W, 3], "label": int32 [B]} sharded over 'data' (shard_batch); rows
+    with label < 0 carry no class and do not count. The loss is the mean softmax cross-entropy over the
+    global batch's labelled rows. metrics: "loss", "top1" (of the labelled rows), "grad_norm", "finite".
+    Non-finite steps are handled as in make_train_step.
+    """
+
+    def loss_fn(params, batch, rng):
+        logits = classifier.apply(
+            {"params": params}, batch["image"], train=True, rngs={"dropout": rng}
+        )
+        labelled = batch["label"] >= 0
+        labels = jnp.where(labelled, batch["label"], 0)
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        count = jnp.maximum(jnp.sum(labelled), 1)
+        loss = jnp.sum(jnp.where(labelled, losses, 0.0)) / count
+        hits = jnp.sum(labelled & (jnp.argmax(logits, -1) == labels)) / count
+        return loss, {"loss": loss, "top1": hits}
+
+    def step(state: TrainState, batch: Any):
+        rng = jax.random.fold_in(state.rng, state.step)
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch, rng)
+        return apply_gradients(state, grads, metrics, optimizer)
+
+    return jax.jit(step, donate_argnums=0, out_shardings=replicated(mesh))

@@ -12,7 +12,10 @@ few batches whatever the size of the data set; what grows with the data set is a
 (which modalities each row has, written beside the data set when it is built) and the epoch's order.
 
 teacher_probs are read from the stored feature when the data set has one, else from the parallel file of
-builders.teacher_probs, joined by id; with neither, batches carry none.
+builders.teacher_probs, by row index; with neither, batches carry none.
+
+The teacher's stream (image_batches) is every image row of a split with its class, sampled, split
+between hosts and augmented by the same rules.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import collections
 import concurrent.futures
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -120,7 +123,7 @@ class _StreamReader:
     """A stream's features (and teacher_probs when the data set has them) of given split rows.
 
     teacher_probs come from the stored feature, else from the parallel file (builders.teacher_probs)
-    joined by id; with neither, rows carry none.
+    by row index; with neither, rows carry none.
     """
 
     def __init__(self, builder: tfds.core.DatasetBuilder, stream: str, split: str):
@@ -131,11 +134,18 @@ class _StreamReader:
             self.names.append("teacher_probs")
         else:
             self.table = teacher.load_teacher_probs(os.fspath(builder.data_dir), split)
+            if self.table is not None and len(self.table) != len(self.records):
+                raise ValueError(
+                    f"{teacher.teacher_probs_path(os.fspath(builder.data_dir), split)} holds "
+                    f"{len(self.table)} rows, the {split} split {len(self.records)}: write the "
+                    "teacher's probabilities again (python -m experiments.train_teacher "
+                    "--config.teacher.source=checkpoint --config.teacher.precompute=True)"
+                )
 
     def read(self, split_rows: np.ndarray, with_ids: bool = False) -> dict[str, np.ndarray]:
         arrays = self.records.read(split_rows, self.names)
         if self.table is not None:
-            arrays["teacher_probs"] = teacher.lookup_teacher_probs(self.table, arrays["id"])
+            arrays["teacher_probs"] = np.asarray(self.table[split_rows], np.float32)
         if not with_ids:
             del arrays["id"]
         return arrays
@@ -252,6 +262,14 @@ def train_batches(
     def make(step: int) -> dict[str, dict[str, np.ndarray]]:
         return {stream: batch_at(stream, step) for stream in streams}
 
+    return _read_ahead(make, start_step, workers, prefetch)
+
+
+def _read_ahead(
+    make: Callable[[int], Any], start_step: int, workers: int, prefetch: int
+) -> Iterator[Any]:
+    """make(start_step), make(start_step + 1), ...: `workers` steps made in parallel (in order),
+    `prefetch` more waiting ready."""
     # Threads, not processes: reading an ArrayRecord row and copying its arrays release the GIL, and a
     # thread needs no copy of the reader. The pool finishes its running reads when the caller stops.
     with concurrent.futures.ThreadPoolExecutor(max(1, workers), "train-input") as pool:
@@ -269,50 +287,112 @@ def train_batches(
                 future.cancel()
 
 
+# The teacher's stream: its own permutation seeds, apart from the pair streams' (0, 1).
+IMAGE_STREAM_ID = len(STREAMS)
+
+
+def image_rows(source: Source, split: str = "train") -> np.ndarray:
+    """Indices, in the split, of the rows holding an image (ascending)."""
+    return np.flatnonzero(_modality_flags(_builder(source), split)["has_image"])
+
+
+def image_batches(
+    source: Source,
+    global_batch_size: int,
+    label: str,
+    *,
+    seed: int = 0,
+    start_step: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
+    split: str = "train",
+    prefetch: int = 2,
+    workers: int = 2,
+    augment: augmentation.AugmentConfig | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Endless per-host batches of the split's image rows and their classes, from `start_step` on:
+    {"image": uint8 [b, H, W, 3], "label": int32 [b]} (label -1 where the row has none), b =
+    global_batch_size // process_count, sampled, split between hosts and augmented as train_batches'
+    streams are (a pure function of (seed, step)). label: the stored feature ("fine_label", "label")."""
+    if global_batch_size % process_count:
+        raise ValueError(
+            f"global batch {global_batch_size} is not divisible by {process_count} hosts"
+        )
+    builder = _builder(source)
+    split_records = records.Records(builder, split)
+    rows = image_rows(builder, split)
+    sampler = _StreamSampler(
+        len(rows), global_batch_size, seed, IMAGE_STREAM_ID, process_index, process_count
+    )
+    host_batch = global_batch_size // process_count
+    host_rows = slice(process_index * host_batch, (process_index + 1) * host_batch)
+
+    def make(step: int) -> dict[str, np.ndarray]:
+        batch = split_records.read(rows[sampler.host_rows(step)], ("image", label))
+        batch = {"image": batch["image"], "label": batch[label].astype(np.int32)}
+        if augment is None:
+            return batch
+        rng = augmentation.batch_rng(seed, IMAGE_STREAM_ID, step)
+        return augmentation.augment(batch, augment, rng, global_batch_size, host_rows)
+
+    return _read_ahead(make, start_step, workers, prefetch)
+
+
+def pad_batch(arrays: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """Arrays of n <= size rows zero-padded to `size` rows (b"" for strings), with a bool "mask" [size]
+    that is True on the n given rows."""
+    batch = {}
+    for name, values in arrays.items():
+        fill = b"" if values.dtype == object else 0
+        padding = np.full((size - len(values), *values.shape[1:]), fill, values.dtype)
+        batch[name] = np.concatenate([values, padding])
+    count = len(next(iter(arrays.values()))) if arrays else 0
+    batch["mask"] = np.arange(size) < count
+    return batch
+
+
 def eval_batches(
     source: Source,
     split: str,
     global_batch_size: int,
     *,
     features: Sequence[str] = ("image", "sound", "text", "text_mask", "label"),
+    rows: Sequence[int] | np.ndarray | None = None,
     process_index: int = 0,
     process_count: int = 1,
 ) -> Iterator[dict[str, Any]]:
-    """Every row of a split exactly once, in fixed-size per-host batches with a bool "mask".
+    """Every row of a split (or the split rows `rows`, in their order) exactly once, in fixed-size
+    per-host batches with a bool "mask" (pad_batch), each read by row index when it is asked for: a
+    host holds one batch whatever the size of the split.
 
-    Host p reads rows i % process_count == p; every host yields the same number of batches of
-    global_batch_size // process_count rows, zero-padded at the end with mask False.
+    Host p reads positions i % process_count == p of the rows; every host yields the same number of
+    batches of global_batch_size // process_count rows, zero-padded at the end with mask False.
     """
-    if global_batch_size % process_count:
-        raise ValueError(
-            f"global batch {global_batch_size} is not divisible by {process_count} hosts"
-        )
-    host_batch = global_batch_size // process_count
-    builder = _builder(source)
-    total = builder.info.splits[split].num_examples
-    arrays = load_split(builder, split, features, process_index, process_count)
-    largest_shard = -(-total // process_count)
-    num_batches = -(-largest_shard // host_batch)
-    for b in range(num_batches):
-        start = b * host_batch
-        batch: dict[str, Any] = {}
-        for name, values in arrays.items():
-            chunk = values[start : start + host_batch]
-            pad = host_batch - chunk.shape[0]
-            filler = np.full(
-                (pad, *chunk.shape[1:]), b"" if chunk.dtype == object else 0, chunk.dtype
-            )
-            batch[name] = np.concatenate([chunk, filler])
-        count = max(0, min(host_batch, len(next(iter(arrays.values()))) - start))
-        batch["mask"] = np.arange(host_batch) < count
-        yield batch
+    host_batch = _host_batch(global_batch_size, process_count)
+    split_records = records.Records(_builder(source), split)
+    chosen = np.arange(len(split_records)) if rows is None else np.asarray(rows, np.int64)
+    host_rows = chosen[process_index::process_count]
+    for b in range(_eval_batch_count(len(chosen), host_batch, process_count)):
+        batch_rows = host_rows[b * host_batch : (b + 1) * host_batch]
+        yield pad_batch(split_records.read(batch_rows, features), host_batch)
 
 
 def num_eval_batches(
     source: Source, split: str, global_batch_size: int, process_count: int = 1
 ) -> int:
-    """How many batches eval_batches yields on every host."""
+    """How many batches eval_batches yields on every host over the whole split."""
     total = _builder(source).info.splits[split].num_examples
-    host_batch = global_batch_size // process_count
+    return _eval_batch_count(total, _host_batch(global_batch_size, process_count), process_count)
+
+
+def _host_batch(global_batch_size: int, process_count: int) -> int:
+    if global_batch_size % process_count:
+        raise ValueError(
+            f"global batch {global_batch_size} is not divisible by {process_count} hosts"
+        )
+    return global_batch_size // process_count
+
+
+def _eval_batch_count(total: int, host_batch: int, process_count: int) -> int:
     largest_shard = -(-total // process_count)
     return -(-largest_shard // host_batch)

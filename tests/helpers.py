@@ -82,7 +82,7 @@ def build_tiny_world(root: str) -> tuple[str, str]:
     data_dir, teacher_dir = os.path.join(root, "data"), os.path.join(root, "teacher")
     config = tiny_config(data_dir, teacher_dir)
     builder = datasets.build(config.data)
-    _, params, _ = teacher.train_teacher(config, builder, parallel.make_mesh())
+    _, params, _ = teacher.train_teacher(config, builder, root, parallel.make_mesh())
     restore.save_teacher(teacher_dir, params, {})
     return data_dir, teacher_dir
 

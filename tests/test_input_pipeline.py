@@ -113,12 +113,12 @@ def test_load_split_reads_everything(data_dir):
     assert split["id"].shape == (11,) and (split["label"] >= 0).all()
 
 
-def test_teacher_probs_added_later_are_joined_by_id(data_dir, tmp_path):
+def test_teacher_probs_added_later_are_read_by_row(data_dir, tmp_path):
     copy = str(tmp_path / "copy")
     shutil.copytree(data_dir, copy)
     ids = ip.load_split(copy, "train", features=["id"])["id"]
     probs = np.random.default_rng(0).dirichlet(np.ones(5), size=len(ids)).astype(np.float32)
-    teacher_probs.save_teacher_probs(copy, "train", ids, probs)
+    teacher_probs.save_teacher_probs(copy, "train", probs)
     arrays = ip.load_stream(copy, "image_text", with_ids=True)
     lookup = dict(zip(ids.tolist(), probs, strict=True))
     assert np.allclose(
@@ -126,6 +126,10 @@ def test_teacher_probs_added_later_are_joined_by_id(data_dir, tmp_path):
     )
     batch = next(ip.train_batches(copy, 4, seed=0))
     assert batch["image_sound"]["teacher_probs"].shape == (4, 5)
+    # Probabilities of another split's length (a data set built again) are refused, not misread.
+    teacher_probs.save_teacher_probs(copy, "train", probs[1:])
+    with pytest.raises(ValueError, match="write the teacher's probabilities again"):
+        ip.load_stream(copy, "image_text")
 
 
 def test_each_host_reads_only_its_rows_of_each_batch(data_dir, tmp_path, monkeypatch):

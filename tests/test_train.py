@@ -12,7 +12,7 @@ from ml_collections import config_flags
 
 from experiments.runtime import checkpointing, restore
 from experiments.runtime.workdir_lock import WorkdirBusyError, WorkdirLock
-from experiments.training import students
+from experiments.training import loop, students
 from tests import helpers
 
 
@@ -110,7 +110,7 @@ def test_second_process_on_a_workdir_is_refused(tiny_world, tmp_path):
 
 def test_non_finite_step_stops_with_the_step_and_terms(tiny_world, tmp_path):
     config = helpers.tiny_config(*tiny_world, **{"optimizer.learning_rate": 1e30})
-    with pytest.raises(students.NonFiniteLossError, match=r"step \d+: non-finite .*kl_image="):
+    with pytest.raises(loop.NonFiniteLossError, match=r"step \d+: non-finite .*kl_image="):
         students.train(config, str(tmp_path))
     manager = checkpointing.make_manager(os.path.join(tmp_path, restore.CHECKPOINT_SUBDIR))
     assert manager.latest_step() is None or manager.latest_step() < config.total_steps
@@ -173,11 +173,11 @@ def test_best_checkpoint_keeps_the_latest_within_tolerance(
     tmp_path, tolerance, kept_step, kept_score
 ):
     # Scores by step: 5, 4, 4.5 (12% above the lowest), 4.3 (7.5% above), 4.6 (15% above).
-    best = students._BestCheckpoint(str(tmp_path / "best"), tolerance)
+    best = loop._BestCheckpoint(str(tmp_path / "best"), tolerance)
     for step, score in zip(range(1, 6), (5.0, 4.0, 4.5, 4.3, 4.6), strict=True):
         best.offer(step, score, {"w": np.full(3, step, np.float32)}, {})
     best.close()
-    again = students._BestCheckpoint(str(tmp_path / "best"), tolerance)
+    again = loop._BestCheckpoint(str(tmp_path / "best"), tolerance)
     meta = checkpointing.read_meta(again.manager, again.manager.latest_step())
     assert (meta["step"], meta["score"], meta["lowest"]) == (kept_step, kept_score, 4.0)
     # A resumed run measures against the lowest score, not the kept one: 4.35 is within 10% of 4.0.

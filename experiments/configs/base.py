@@ -13,6 +13,7 @@ def base_config() -> ml_collections.ConfigDict:
     n_fft = ml_collections.FieldReference(128)
     max_words = ml_collections.FieldReference(16)
     word_dim = ml_collections.FieldReference(32)
+    image_shift = ml_collections.FieldReference(0)
 
     c.data = ml_collections.ConfigDict()
     c.data.builder = "world"  # world | manifest | video_folder | coco
@@ -104,11 +105,26 @@ def base_config() -> ml_collections.ConfigDict:
             total_steps=2500,
             num_epochs=0,  # > 0: total_steps = num_epochs passes over the teacher's train images
             batch_size=128,
-            learning_rate=3e-3,
+            # Top-1 on the validation split every this many steps; <workdir>/teacher_training/best
+            # keeps the best state, which becomes the teacher. 0 disables.
+            eval_every=500,
             precompute=False,  # write teacher_probs beside the data set after train/import
         )
     )
+    # The same optimizer as the students' (runtime/optimizer.py), with the teacher's own settings.
+    c.teacher.optimizer = ml_collections.ConfigDict(
+        dict(
+            learning_rate=3e-3, warmup_steps=100, warmup_epochs=0, weight_decay=1e-4, grad_clip=5.0
+        )
+    )
+    # The teacher's image augmentation (data_pipelines/augment.py); its shifts follow the students'
+    # (config.augment.image_shift); flips always, as mirror images keep their class.
+    c.teacher.augment = ml_collections.ConfigDict(dict(image_shift=image_shift, image_flip=True))
 
+    # The loss is a weighted sum of the terms of alignment.losses.TERMS, each weighted by <term>_weight:
+    # the objective turns on the KL terms (transfer), the ranking terms (ranking) or both; any other
+    # term is on when its weight is above 0. Combinations that cannot work are refused when the config
+    # is resolved (losses.check_config).
     c.loss = ml_collections.ConfigDict(
         dict(
             objective="both",  # transfer | ranking | both
@@ -145,7 +161,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Training-stream augmentation, each draw a function of (seed, step, row position): exact resume holds.
     c.augment = ml_collections.ConfigDict(
         dict(
-            image_shift=0,  # pad by up to this many pixels (edge values) and crop back: random shifts
+            image_shift=image_shift,  # pad by up to this many pixels (edge values) and crop back
             image_flip=False,  # random horizontal flips
             # With data.audio.time_steps > model.sound.time_steps, training reads a random window of the
             # stored clip (evaluation reads it whole: the sound tower pools over time).
@@ -184,4 +200,14 @@ def base_config() -> ml_collections.ConfigDict:
     # (local or gs://; on several hosts, a shared one: only process 0 writes). JAX_COMPILATION_CACHE_DIR,
     # when set, wins.
     c.compilation_cache_dir = ""
+    # Evaluators (experiments/evaluation/suite.py REGISTRY), run in this order: `test` by evaluate and
+    # the demo (results.json, tables.md; "versus" compares the rows before it, so it comes after the
+    # baselines and retrieval), `validation` by training every eval_every steps (its
+    # val/mean_median_rank picks the best checkpoint). An unknown name is refused before anything runs.
+    c.evals = ml_collections.ConfigDict(
+        dict(
+            test=("baselines", "retrieval", "transfer", "units", "raw_probes", "versus"),
+            validation=("validation",),
+        )
+    )
     return c

@@ -28,6 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
         total_steps=20,
         batch_size=32,
     )
+    c.teacher.optimizer.warmup_steps = 3
     c.optimizer.warmup_steps = 2
     c.batch_size = 16
     c.total_steps = 20

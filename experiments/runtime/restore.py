@@ -5,6 +5,7 @@ and the teacher, each restored through checkpointing.restore onto any mesh.
     <workdir>/checkpoints/   the latest student checkpoints (orbax steps)
     <workdir>/best/          the student state with the best validation score (when training validates)
     <workdir>/teacher/       the image teacher (unless config.teacher.path names another)
+    <workdir>/teacher_training/   the teacher's training run: checkpoints/, best/, metrics.jsonl
     <workdir>/eval/          evaluation output
 """
 
@@ -25,6 +26,7 @@ from experiments.runtime.optimizer import make_optimizer
 CHECKPOINT_SUBDIR = "checkpoints"
 BEST_SUBDIR = "best"
 TEACHER_SUBDIR = "teacher"
+TEACHER_TRAINING_SUBDIR = "teacher_training"
 EVAL_SUBDIR = "eval"
 
 
@@ -109,7 +111,10 @@ def restore_teacher(config: Any, directory: str, mesh: Mesh) -> tuple[Teacher, A
 
 
 def save_teacher(directory: str, params: Any, meta: dict) -> None:
+    """Writes the teacher's parameters to `directory`, replacing the teacher there."""
     manager = checkpointing.make_manager(directory, keep=1, async_save=False)
+    for step in manager.all_steps():
+        manager.delete(step)
     checkpointing.save(manager, 0, params, meta)
     manager.wait_until_finished()
     manager.close()

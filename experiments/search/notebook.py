@@ -151,7 +151,7 @@ def _train(name: str, directory: str | None, overrides: Mapping[str, int], label
     config.update_from_flattened_dict(dict(overrides))
     config.checkpoint_every = config.total_steps
     builder = datasets.build(config.data)
-    _, params, metrics = teacher.train_teacher(config, builder, parallel.make_mesh())
+    _, params, metrics = teacher.train_teacher(config, builder, directory, parallel.make_mesh())
     restore.save_teacher(config.teacher.path, params, {"metrics": metrics})
     workdir = os.path.join(directory, "both")
     students.train(config, workdir)
@@ -168,7 +168,7 @@ def test_query(index: SearchIndex, modality: str, position: int = 0) -> tuple[st
     """(id, model inputs with a batch of 1) of the `position`-th test row holding `modality`."""
     row = int(np.flatnonzero(index.test[f"has_{modality}"])[position])
     names = ("text", "text_mask") if modality == "text" else (modality,)
-    return str(index.test["id"][row]), {name: index.test[name][row : row + 1] for name in names}
+    return str(index.test["id"][row]), index.read(row, list(names))
 
 
 def describe_item(index: SearchIndex, item_id: str) -> str:
@@ -199,7 +199,7 @@ def _grid(index: SearchIndex, ids: Sequence[str], titles: Sequence[str], modalit
     figure = Figure(figsize=(3 * len(ids), 2.8))
     for i, (item_id, title) in enumerate(zip(ids, titles, strict=True)):
         axis = figure.add_subplot(1, len(ids), i + 1)
-        values = index.test[modality][_row(index, item_id)]
+        values = index.read(_row(index, item_id), [modality])[modality][0]
         if modality == "sound":
             # [T, F] log spectrogram: time across, frequency up.
             axis.imshow(values.T, origin="lower", aspect="auto", cmap="magma")

@@ -1,5 +1,5 @@
-"""The student training loop: both pair streams each step, orbax checkpoints with exact resume, logging,
-periodic validation retrieval, and a guard against non-finite steps."""
+"""The students' task of the training loop (loop.py): both pair streams each step, validation retrieval
+and the best checkpoint by it, the vision tower started from the teacher's convs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 from typing import Any
 
 import jax
-import numpy as np
 from absl import logging
 
 from alignment import parallel, streams
@@ -18,17 +17,12 @@ from data_pipelines import augment, input_pipeline
 from data_pipelines.builders.teacher_probs import has_teacher_probs
 from experiments.evaluation import suite, validation
 from experiments.evaluation.context import EvalContext
-from experiments.runtime import checkpointing, datasets, preemption, restore, run_config
-from experiments.runtime.logs import Progress, ScalarWriter
+from experiments.runtime import datasets, restore, run_config
 from experiments.runtime.optimizer import make_optimizer
-from experiments.runtime.workdir_lock import WorkdirLock
+from experiments.training import loop
 
 # Above this fraction of never-active units at the validated layer, the representation is collapsing.
 DEAD_UNITS_WARNING = 0.5
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A training step produced a non-finite loss or gradient."""
 
 
 def check_config(config: Any) -> None:
@@ -48,42 +42,6 @@ def check_config(config: Any) -> None:
         )
 
 
-def _raise_nonfinite(step: int, metrics: dict[str, float]) -> None:
-    terms = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "finite")
-    raise NonFiniteLossError(
-        f"step {step}: non-finite loss or gradient ({terms}); the state was left unchanged and the "
-        "last checkpoint is intact. Lower the learning rate, or set --config.loss.skip_nonfinite=True "
-        "to skip such steps."
-    )
-
-
-class _MetricsBuffer:
-    """Device-side metrics of the steps since the last flush; fetched in one transfer on log steps."""
-
-    def __init__(self):
-        self._steps: list[int] = []
-        self._metrics: list[dict[str, jax.Array]] = []
-
-    def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
-        self._steps.append(step)
-        self._metrics.append(metrics)
-
-    def flush(self, skip_nonfinite: bool) -> tuple[dict[str, float], int]:
-        """Mean of the finite steps' metrics and the count of non-finite ones; raises on a non-finite
-        step unless skipping is allowed."""
-        host = jax.device_get(self._metrics)
-        steps, self._steps, self._metrics = self._steps, [], []
-        finite = [m for m in host if m["finite"] > 0]
-        bad = [(s, m) for s, m in zip(steps, host, strict=True) if m["finite"] <= 0]
-        if bad and not skip_nonfinite:
-            _raise_nonfinite(bad[0][0], {k: float(v) for k, v in bad[0][1].items()})
-        keys = host[0].keys() if host else ()
-        means = {
-            k: float(np.mean([m[k] for m in finite])) for k in keys if finite and k != "finite"
-        }
-        return means, len(bad)
-
-
 def train(config: Any, workdir: str, config_file: str | None = None) -> TrainState:
     """Trains the students of `config` in `workdir`, resuming from its latest complete checkpoint.
 
@@ -98,14 +56,10 @@ def train(config: Any, workdir: str, config_file: str | None = None) -> TrainSta
     builder = datasets.open_built(config.data)
     resolved = datasets.resolve_config(config, builder)
     check_config(resolved)
-    if jax.process_index() != 0:
-        return _train(resolved, workdir, builder)
-    with WorkdirLock(workdir):
-        run_config.save(workdir, config, config_file)
-        return _train(resolved, workdir, builder)
+    return _train(resolved, workdir, builder, lambda: run_config.save(workdir, config, config_file))
 
 
-def _train(config: Any, workdir: str, builder) -> TrainState:
+def _train(config: Any, workdir: str, builder, on_start=None) -> TrainState:
     mesh = parallel.make_mesh()
     model = create_model(config.model)
     optimizer = make_optimizer(config.optimizer, config.total_steps)
@@ -118,148 +72,89 @@ def _train(config: Any, workdir: str, builder) -> TrainState:
             config, restore.teacher_dir(config, workdir), mesh
         )
 
-    manager = checkpointing.make_manager(
-        restore.subdir(workdir, restore.CHECKPOINT_SUBDIR), keep=config.keep_checkpoints
-    )
-    abstract = restore.abstract_train_state(model, optimizer)
-    latest = manager.latest_step()
-    if latest is not None:
-        state, meta = checkpointing.restore(manager, abstract, mesh, latest)
-        logging.info("train: resumed from step %d in %s", latest, manager.directory)
-    else:
+    def init_state() -> TrainState:
         example = streams.example_batch(config.model)
         state = parallel.create_train_state(
             model, optimizer, jax.random.PRNGKey(config.seed), example, mesh
         )
         if config.init_vision_from_teacher:
             state = _vision_from_teacher(config, workdir, state, mesh)
-    start = int(jax.device_get(state.step))
-    if start >= config.total_steps:
-        manager.close()
         return state
+
     # Model selection needs held-out rows: on the test split it would pick the checkpoint by the test.
-    selects = config.eval_every and "validation" in builder.info.splits
-    best = None
-    if selects:
-        best_dir = restore.subdir(workdir, restore.BEST_SUBDIR)
-        best = _BestCheckpoint(best_dir, config.get("best_tolerance", 0.0))
+    selects = bool(config.eval_every) and "validation" in builder.info.splits
     if config.eval_every and not selects:
         logging.info(
             "train: no validation split: validating on test rows, keeping no best checkpoint"
         )
-
     step_fn = parallel.make_train_step(model, optimizer, config.loss, mesh, teacher_module)
-    evaluation = EvalContext(config, builder, workdir, mesh=mesh) if config.eval_every else None
-    embed_fn = parallel.make_embed_fn(model, mesh)
-    batches = input_pipeline.train_batches(
-        builder,
-        config.batch_size,
-        seed=config.seed,
-        start_step=start,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-        workers=config.data.input_workers,
-        augment=augment.AugmentConfig.from_config(config.augment, config.model.sound.time_steps),
-    )
-    writer = ScalarWriter(workdir, resumed_step=start)
-    if start == 0:
-        writer.write_config(config, metrics=("loss", validation.SELECTION_METRIC))
-    progress = Progress("train", config.total_steps, start, examples_per_step=2 * config.batch_size)
-    buffer = _MetricsBuffer()
-    skipped = int(jax.device_get(state.nonfinite_count))
-    meta = {"config": json.loads(config.to_json_best_effort())}
-    # SIGTERM, or a multi-host job's preemption notice, ends the loop with a checkpoint at a step every
-    # process agrees on (runtime/preemption.py), instead of killing the run between checkpoints.
-    preempted_at = 0
-    with preemption.Watch(start) as watch:
-        for step in range(start, config.total_steps):
-            batch = parallel.shard_batch(next(batches), mesh)
-            state, metrics = step_fn(state, batch, teacher_params)
-            buffer.add(step, metrics)
-            done = step + 1
-            last = done == config.total_steps
-            halt = done == config.halt_at_step
-            preempted = watch.reached(done) and not last
-            save_now = done % config.checkpoint_every == 0 or last or halt or preempted
-            # Metrics are fetched (one host sync) only on log steps and before every save, so a
-            # non-finite step is reported before anything after it could be written.
-            if done % config.log_every == 0 or save_now:
-                means, bad = buffer.flush(config.loss.skip_nonfinite)
-                skipped += bad
-                rates = progress.update(done, {k: v for k, v in means.items() if k != "grad_norm"})
-                writer.write(done, {**means, **rates, "skipped_steps": skipped})
-            # Validation embeds host-local arrays, so it runs in single-process jobs only.
-            if (
-                config.eval_every
-                and jax.process_count() == 1
-                and (done % config.eval_every == 0 or last)
-            ):
-                assert evaluation is not None
-                evaluation.use_params(model, state.params, done, embed_fn)
-                (row,) = suite.run(evaluation, ["validation"])
-                scores = dict(row.fields)
-                writer.write(done, scores)
-                logging.info("validate %s", " | ".join(f"{k} {v:.3g}" for k, v in scores.items()))
-                if scores[validation.DEAD_UNITS] > DEAD_UNITS_WARNING:
-                    logging.warning(
-                        "%.0f%% of the %s units are never active on the validation items: the "
-                        "representation is collapsing (lower the learning rate, or train longer with "
-                        "more augmentation)",
-                        100 * scores[validation.DEAD_UNITS],
-                        config.eval_layers[0],
-                    )
-                if best is not None:
-                    best.offer(done, scores[validation.SELECTION_METRIC], state, meta)
-            if save_now:
-                checkpointing.save(manager, done, state, {**meta, "data_position": done})
-            if halt:
-                logging.info("train: halted at step %d; rerun the same command to resume", done)
-            if preempted:
-                preempted_at = done
-            if halt or preempted:
-                break
-        # Still watching: a SIGTERM now must not cut off the saves in flight.
-        manager.wait_until_finished()
-        manager.close()
-        if best is not None:
-            best.close()
-    writer.close()
-    if preempted_at:
-        logging.info(
-            "train: preempted (%s) at step %d; saved; rerun the same command to resume",
-            watch.notice,
-            preempted_at,
+    augment_cfg = augment.AugmentConfig.from_config(config.augment, config.model.sound.time_steps)
+
+    def batches(start: int):
+        return input_pipeline.train_batches(
+            builder,
+            config.batch_size,
+            seed=config.seed,
+            start_step=start,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+            workers=config.data.input_workers,
+            augment=augment_cfg,
         )
-        raise preemption.Preempted(preempted_at, watch.notice)
-    return state
+
+    task = loop.Task(
+        name="train",
+        logdir=workdir,
+        checkpoint_dir=restore.subdir(workdir, restore.CHECKPOINT_SUBDIR),
+        best_dir=restore.subdir(workdir, restore.BEST_SUBDIR) if selects else None,
+        schedule=loop.Schedule(
+            total_steps=config.total_steps,
+            log_every=config.log_every,
+            checkpoint_every=config.checkpoint_every,
+            keep_checkpoints=config.keep_checkpoints,
+            eval_every=config.eval_every,
+            halt_at_step=config.halt_at_step,
+            skip_nonfinite=config.loss.skip_nonfinite,
+            best_tolerance=config.best_tolerance,
+        ),
+        abstract_state=restore.abstract_train_state(model, optimizer),
+        init_state=init_state,
+        batches=batches,
+        step=lambda state, batch: step_fn(state, batch, teacher_params),
+        mesh=mesh,
+        examples_per_step=2 * config.batch_size,
+        validate=_validator(config, builder, workdir, model, mesh) if config.eval_every else None,
+        selection_metric=validation.SELECTION_METRIC,
+        meta={"config": json.loads(config.to_json_best_effort())},
+        config=config,
+        nonfinite_hint=(
+            "Lower the learning rate, or set --config.loss.skip_nonfinite=True to skip such steps"
+        ),
+        on_start=on_start,
+    )
+    return loop.run(task)
 
 
-class _BestCheckpoint:
-    """The latest state whose validation score is within `tolerance` (relative) of the lowest score so
-    far, in its own directory. With tolerance 0 it is the lowest (the latest of equals).
+def _validator(config: Any, builder, workdir: str, model, mesh):
+    """(state, step) -> the validation evaluator's scores of the state's parameters."""
+    evaluation = EvalContext(config, builder, workdir, mesh=mesh)
+    embed_fn = parallel.make_embed_fn(model, mesh)
 
-    Near the end of a run the validation score moves within its own noise, and the lowest of a flat
-    stretch is a lucky draw of the validation items, not a better state; a tolerance keeps the
-    longer-trained state there and an earlier one only when later scores rise beyond it.
-    The lowest score is kept in the checkpoint's metadata, so a resumed run competes with the best it had.
-    """
+    def validate(state: TrainState, step: int) -> dict[str, float]:
+        evaluation.use_params(model, state.params, step, embed_fn)
+        (row,) = suite.run(evaluation, ["validation"])
+        scores = dict(row.fields)
+        if scores[validation.DEAD_UNITS] > DEAD_UNITS_WARNING:
+            logging.warning(
+                "%.0f%% of the %s units are never active on the validation items: the "
+                "representation is collapsing (lower the learning rate, or train longer with "
+                "more augmentation)",
+                100 * scores[validation.DEAD_UNITS],
+                config.eval_layers[0],
+            )
+        return scores
 
-    def __init__(self, directory: str, tolerance: float = 0.0):
-        self.manager = checkpointing.make_manager(directory, keep=1)
-        self.tolerance = tolerance
-        step = self.manager.latest_step()
-        meta = checkpointing.read_meta(self.manager, step) if step is not None else {}
-        self.lowest = float(meta.get("lowest", meta.get("score", np.inf)))
-
-    def offer(self, step: int, score: float, state: TrainState, meta: dict) -> None:
-        if score <= self.lowest * (1.0 + self.tolerance):
-            self.lowest = min(self.lowest, score)
-            extra = {"score": score, "lowest": self.lowest, "step": step}
-            checkpointing.save(self.manager, step, state, {**meta, **extra})
-
-    def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+    return validate
 
 
 def _vision_from_teacher(config: Any, workdir: str, state: TrainState, mesh) -> TrainState:
@@ -273,7 +168,7 @@ def _vision_from_teacher(config: Any, workdir: str, state: TrainState, mesh) -> 
             f"the vision tower as {norms[1]!r}; set config.model.vision.normalization={norms[0]!r} "
             "or --config.init_vision_from_teacher=False"
         )
-    conv_norm = config.model.vision.get("conv_norm", "none")
+    conv_norm = config.model.vision.conv_norm
     if conv_norm != "none":
         raise ValueError(
             f"config.init_vision_from_teacher: the vision tower normalizes its convs ({conv_norm!r}), "

@@ -61,9 +61,15 @@ def run_demo(config, workdir: str, config_file: str | None = None) -> str:
     builder = stages.run("build the world data set (cached)", datasets.build, config.data)
 
     teacher_dir = os.path.join(workdir, restore.TEACHER_SUBDIR)
-    shutil.rmtree(teacher_dir, ignore_errors=True)
+    for name in (restore.TEACHER_SUBDIR, restore.TEACHER_TRAINING_SUBDIR):
+        shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
     module, params, teacher_metrics = stages.run(
-        "train the teacher on the fine classes", teacher.train_teacher, config, builder, mesh
+        "train the teacher on the fine classes",
+        teacher.train_teacher,
+        config,
+        builder,
+        workdir,
+        mesh,
     )
     logging.info("teacher: %s", " | ".join(f"{k} {v:.3f}" for k, v in teacher_metrics.items()))
     restore.save_teacher(teacher_dir, params, {"metrics": teacher_metrics})
