@@ -4,8 +4,12 @@ uniformity and the ranking of predicted caption words.
 Every loss is written for one device's share of the batch: the anchors are local, and `candidates`
 (with `offset`, the position of the local positives inside them) may be the whole global batch, so the
 mean of the per-device losses equals the loss on the global batch.
+
+The training objective is a weighted sum of named terms (TERMS): config.loss names them (its objective
+and weights) and check_config refuses, when the config loads, combinations that cannot work.
 """
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +23,6 @@ from alignment.streams import STREAMS
 _NORM_EPS = 1e-12
 
 _SHORT = {"image": "img", "sound": "snd", "text": "txt"}
-OBJECTIVES = ("transfer", "ranking", "both")
 
 Gather = Callable[[jax.Array], tuple[jax.Array, Any]]
 
@@ -148,6 +151,166 @@ def _local(x: jax.Array) -> tuple[jax.Array, int]:
     return x, 0
 
 
+@dataclasses.dataclass(frozen=True)
+class TermInputs:
+    """What every loss term reads: one device's share of a step.
+
+    reps: {stream: {modality: the network's representations, each [n, dim]}} for the streams present.
+    teacher_probs: {stream: [n, C]} the teacher's distribution of each stream's images.
+    captions: {stream: [n, word_dim]} the mean word vectors of a stream's captions (models.text.mean_words).
+    gather: x -> (candidates, offset): the whole batch of x, holding the local rows at offset.
+    cfg: config.loss.
+    """
+
+    reps: Mapping[str, Mapping[str, Mapping[str, jax.Array]]]
+    teacher_probs: Mapping[str, jax.Array]
+    captions: Mapping[str, jax.Array]
+    gather: Gather
+    cfg: Any
+
+    @property
+    def streams(self) -> list[tuple[str, tuple[str, str]]]:
+        """(stream, (modality, modality)) of the streams present, in STREAMS order."""
+        return [(name, pair) for name, pair in STREAMS.items() if name in self.reps]
+
+
+Term = Callable[[TermInputs], dict[str, jax.Array]]
+
+
+def kl_per_modality(x: TermInputs) -> dict[str, jax.Array]:
+    """KL per modality ("kl_image", "kl_sound", "kl_text"): each student's kl_transfer to the teacher's
+    distribution of the paired image; kl_image averages the image student's over the streams."""
+    image_kls, others = [], {}
+    for name, (image, other) in x.streams:
+        probs = x.teacher_probs[name]
+        image_kls.append(kl_transfer(probs, x.reps[name][image]["logits"]))
+        others[f"kl_{other}"] = kl_transfer(probs, x.reps[name][other]["logits"])
+    return {"kl_image": jnp.mean(jnp.stack(image_kls)), **others}
+
+
+def ranking_per_direction(x: TermInputs) -> dict[str, jax.Array]:
+    """Ranking per direction ("rank_img_snd", "rank_snd_img", "rank_img_txt", "rank_txt_img"), each
+    summed over loss.layers against the whole batch's negatives: loss.ranking_kind "hinge" (the paper's,
+    at loss.margin) or "infonce" (at loss.temperature)."""
+    terms = {}
+    for name, pair in x.streams:
+        weights = _same_class_weights(x, name)
+        for anchor, positive in (pair, pair[::-1]):
+            per_layer = [
+                _ranking_direction(
+                    x.reps[name][anchor][layer], x.reps[name][positive][layer], x, weights
+                )
+                for layer in x.cfg.layers
+            ]
+            terms[f"rank_{_SHORT[anchor]}_{_SHORT[positive]}"] = jnp.sum(jnp.stack(per_layer))
+    return terms
+
+
+def _same_class_weights(x: TermInputs, stream: str) -> jax.Array | None:
+    """The hinge's weights of the stream's negatives: loss.same_class_weight where a negative's image has
+    the anchor's class (the teacher's most probable one), on the streams of loss.same_class_streams.
+
+    Above 1, pairs must be told apart from their own class's items, not only from the other classes
+    (which the KL terms already separate). A stream whose pairs share nothing within a class (a dog's
+    bark and a photo of another dog) has nothing there to tell apart, hence the choice of streams.
+    """
+    if x.cfg.same_class_weight == 1.0 or stream not in x.cfg.same_class_streams:
+        return None
+    classes = jnp.argmax(x.teacher_probs[stream], axis=-1)
+    return same_class_weights(classes, x.gather(classes)[0], x.cfg.same_class_weight)
+
+
+def _ranking_direction(
+    anchor: jax.Array, positive: jax.Array, x: TermInputs, weights: jax.Array | None
+) -> jax.Array:
+    candidates, offset = x.gather(positive)
+    if x.cfg.ranking_kind == "infonce":
+        return info_nce_direction(
+            anchor, positive, x.cfg.temperature, candidates=candidates, offset=offset
+        )
+    return ranking_loss(
+        anchor, positive, x.cfg.margin, candidates=candidates, offset=offset, weights=weights
+    )
+
+
+def uniformity_per_modality(x: TermInputs) -> dict[str, jax.Array]:
+    """Uniformity per modality ("unif_image", "unif_sound", "unif_text") of its rows at loss.layers,
+    the image's averaged over the streams.
+
+    It keeps items of one class from collapsing onto one point, where the ranking loss's push between a
+    pair and a same-class negative cancels, so what captions say beyond the class can be aligned.
+    """
+    per_modality: dict[str, list[jax.Array]] = {}
+    for name, pair in x.streams:
+        for modality in pair:
+            for layer in x.cfg.layers:
+                rows = x.reps[name][modality][layer]
+                candidates, offset = x.gather(rows)
+                value = uniformity(rows, candidates=candidates, offset=offset)
+                per_modality.setdefault(modality, []).append(value)
+    return {f"unif_{m}": jnp.mean(jnp.stack(values)) for m, values in per_modality.items()}
+
+
+def words_per_modality(x: TermInputs) -> dict[str, jax.Array]:
+    """Caption words per modality ("words_img", "words_txt"): words_ranking of the word head's output
+    ("words") of the image and of the text of each stream with captions.
+
+    Both must predict their caption's own words, not only its class, from fc7. The captions are fixed,
+    so unlike the ranking between the towers this pull does not vanish when both towers have collapsed
+    the items of a class onto one point.
+    """
+    terms = {}
+    for name, pair in x.streams:
+        if name not in x.captions:
+            continue
+        captions = x.captions[name]
+        candidates, offset = x.gather(captions)  # once for both modalities of the stream
+        for modality in pair:
+            terms[f"words_{_SHORT[modality]}"] = words_ranking(
+                x.reps[name][modality]["words"],
+                captions,
+                x.cfg.margin,
+                candidates=candidates,
+                offset=offset,
+            )
+    return terms
+
+
+# The loss terms by name: each returns its parts {metric name: scalar}, and the objective adds
+# config.loss.<name>_weight times their sum. A new term is a function above, a line here and its weight
+# in the config.
+TERMS: dict[str, Term] = {
+    "kl": kl_per_modality,
+    "ranking": ranking_per_direction,
+    "uniformity": uniformity_per_modality,
+    "words": words_per_modality,
+}
+# The paper's terms each loss.objective turns on; every other term is on when its weight is above 0.
+OBJECTIVES = {"transfer": ("kl",), "ranking": ("ranking",), "both": ("kl", "ranking")}
+_CHOSEN_BY_OBJECTIVE = frozenset(term for terms in OBJECTIVES.values() for term in terms)
+RANKING_KINDS = ("hinge", "infonce")
+
+
+def term_weight(loss_cfg: Any, term: str) -> float:
+    """The weight config.loss gives a term: loss.<term>_weight."""
+    return loss_cfg[f"{term}_weight"]
+
+
+def terms_in_use(loss_cfg: Any) -> tuple[str, ...]:
+    """The names of the terms config.loss turns on, in TERMS order."""
+    chosen = OBJECTIVES[loss_cfg.objective]
+    return tuple(
+        term
+        for term in TERMS
+        if term in chosen or (term not in _CHOSEN_BY_OBJECTIVE and term_weight(loss_cfg, term) > 0)
+    )
+
+
+def needs_teacher_probs(loss_cfg: Any) -> bool:
+    """Whether the objective reads the teacher's distributions (its KL terms)."""
+    return "kl" in terms_in_use(loss_cfg)
+
+
 def objective(
     reps: Mapping[str, Mapping[str, Mapping[str, jax.Array]]],
     teacher_probs: Mapping[str, jax.Array] | None,
@@ -155,153 +318,62 @@ def objective(
     gather: Gather | None = None,
     caption_words: Mapping[str, jax.Array] | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The training loss of config.loss over the pair streams present in `reps`.
+    """The training loss of config.loss: the sum over terms_in_use of each term's weight times the sum of
+    its parts.
 
-    reps: {"image_sound": {"image": r, "sound": r}, "image_text": {"image": r, "text": r}} where each r is
-      the network's dict of representations [N, dim]; either stream may be absent.
-    teacher_probs: {stream: [N, C]} teacher distributions of each stream's images (transfer and both).
+    reps: {"image_sound": {"image": r, "sound": r}, "image_text": {"image": r, "text": r}}, each r the
+      network's dict of representations [N, dim]; either stream may be absent.
+    teacher_probs: {stream: [N, C]} the teacher's distributions of each stream's images (KL terms and
+      same-class weights). caption_words: {stream: [N, word_dim]} (the words term).
     gather: x -> (candidates, offset) giving the whole batch of negatives; default: the local batch.
-
-    transfer: kl_weight * (kl_image + kl_sound + kl_text), each student against the teacher on the paired
-      image; kl_image averages the image student's KL over both streams.
-    ranking: ranking_weight * (rank_img_snd + rank_snd_img + rank_img_txt + rank_txt_img), each summed over
-      loss_cfg.layers; ranking_kind "hinge" (margin) or "infonce" (temperature, one direction per term).
-    both: the weighted sum of the two.
-    caption_words: {stream: [N, word_dim]} the mean word vectors of a stream's captions
-      (models.text.mean_words).
-    loss_cfg.uniformity_weight > 0 adds that weight times the uniformity of each modality's rows at
-      loss_cfg.layers ("unif_image", "unif_sound", "unif_text"; the image's averaged over both streams):
-      it keeps items of one class from collapsing onto one point, where the ranking loss's push between
-      a pair and a same-class negative cancels, so what captions say beyond the class can be aligned.
-    loss_cfg.words_weight > 0 (needs the model's word head, reps[...]["words"]) adds that weight times
-      words_ranking of the image and of the text of each stream in caption_words ("words_img",
-      "words_txt"): both must predict their caption's own words, not only its class, from fc7. The
-      captions here are fixed, so unlike the ranking between the towers this pull does not vanish when
-      both towers have collapsed the items of a class onto one point.
-    loss_cfg.same_class_weight (default 1; objective "both", hinge) weighs each negative of the same
-      class as the anchor's pair (the teacher's most probable class of each image) in the ranking
-      terms: above 1, the pairs must be told apart from their own class's items, not only from the
-      other classes (which the KL terms already separate). Only the streams in
-      loss_cfg.same_class_streams (default both) are weighed: a stream whose pairs share nothing
-      within a class (a dog's bark and a photo of another dog) has nothing there to tell apart.
-    Returns (loss, metrics with each term and "loss").
+    Returns (loss, metrics: every part of every term in use, and "loss"). The config is assumed to have
+    passed check_config.
     """
+    inputs = TermInputs(reps, teacher_probs or {}, caption_words or {}, gather or _local, loss_cfg)
+    loss = jnp.zeros((), jnp.float32)
+    metrics: dict[str, jax.Array] = {}
+    for term in terms_in_use(loss_cfg):
+        parts = TERMS[term](inputs)
+        loss = loss + term_weight(loss_cfg, term) * sum(parts.values())
+        metrics.update(parts)
+    return loss, {**metrics, "loss": loss}
+
+
+def check_config(loss_cfg: Any, model_cfg: Any) -> None:
+    """Refuses, with a one-line ValueError, a config.loss whose terms cannot work, alone or with
+    config.model: an unknown objective, ranking kind or stream, a term without a weight or with a
+    negative one, same-class weights without the teacher's classes or the hinge, caption words without
+    the model's word head."""
     if loss_cfg.objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {loss_cfg.objective!r}; expected one of {OBJECTIVES}")
-    same_class_weight = getattr(loss_cfg, "same_class_weight", 1.0)
-    if same_class_weight != 1.0 and (
-        loss_cfg.objective != "both" or loss_cfg.ranking_kind != "hinge"
+        raise ValueError(
+            f"unknown loss.objective {loss_cfg.objective!r}; expected one of {tuple(OBJECTIVES)}"
+        )
+    if loss_cfg.ranking_kind not in RANKING_KINDS:
+        raise ValueError(
+            f"unknown loss.ranking_kind {loss_cfg.ranking_kind!r}; expected one of {RANKING_KINDS}"
+        )
+    unweighted = [f"loss.{term}_weight" for term in TERMS if f"{term}_weight" not in loss_cfg]
+    if unweighted:
+        raise ValueError(
+            f"the loss terms {sorted(TERMS)} need weights in the config: add {unweighted}"
+        )
+    negative = [f"loss.{term}_weight" for term in TERMS if term_weight(loss_cfg, term) < 0]
+    if negative:
+        raise ValueError(f"{negative} must not be negative")
+    unknown = sorted(set(loss_cfg.same_class_streams) - set(STREAMS))
+    if unknown:
+        raise ValueError(
+            f"loss.same_class_streams names unknown streams {unknown}; expected some of {tuple(STREAMS)}"
+        )
+    in_use = terms_in_use(loss_cfg)
+    if loss_cfg.same_class_weight != 1.0 and (
+        "kl" not in in_use or "ranking" not in in_use or loss_cfg.ranking_kind != "hinge"
     ):
         raise ValueError(
             "loss.same_class_weight needs the teacher's classes and the hinge: set "
             "--config.loss.objective=both and --config.loss.ranking_kind=hinge, or the weight to 1"
         )
-    same_class_streams = tuple(getattr(loss_cfg, "same_class_streams", tuple(STREAMS)))
-    unknown = sorted(set(same_class_streams) - set(STREAMS))
-    if unknown:
+    if "words" in in_use and not model_cfg.word_head:
         raise ValueError(
-            f"loss.same_class_streams names unknown streams {unknown}; expected some of {tuple(STREAMS)}"
+            "loss.words_weight > 0 needs the word head: set --config.model.word_head=True"
         )
-    gather = gather or _local
-    streams = [(name, pair) for name, pair in STREAMS.items() if name in reps]
-    terms: dict[str, jax.Array] = {}
-    loss = jnp.zeros((), jnp.float32)
-
-    if loss_cfg.objective in ("transfer", "both"):
-        if teacher_probs is None:
-            raise ValueError("the transfer objective needs teacher_probs")
-        image_kls = []
-        for name, (image, other) in streams:
-            probs = teacher_probs[name]
-            image_kls.append(kl_transfer(probs, reps[name][image]["logits"]))
-            terms[f"kl_{other}"] = kl_transfer(probs, reps[name][other]["logits"])
-        terms["kl_image"] = jnp.mean(jnp.stack(image_kls))
-        kl_terms = [terms[f"kl_{m}"] for m in ("image", "sound", "text") if f"kl_{m}" in terms]
-        loss = loss + loss_cfg.kl_weight * sum(kl_terms)
-
-    if loss_cfg.objective in ("ranking", "both"):
-        rank_terms = []
-        for name, pair in streams:
-            weights = None
-            if (
-                same_class_weight != 1.0
-                and teacher_probs is not None
-                and name in same_class_streams
-            ):
-                classes = jnp.argmax(teacher_probs[name], axis=-1)
-                weights = same_class_weights(classes, gather(classes)[0], same_class_weight)
-            for anchor_modality, positive_modality in (pair, pair[::-1]):
-                key = f"rank_{_SHORT[anchor_modality]}_{_SHORT[positive_modality]}"
-                per_layer = [
-                    _ranking_term(
-                        reps[name][anchor_modality][layer],
-                        reps[name][positive_modality][layer],
-                        loss_cfg,
-                        gather,
-                        weights,
-                    )
-                    for layer in loss_cfg.layers
-                ]
-                terms[key] = jnp.sum(jnp.stack(per_layer))
-                rank_terms.append(terms[key])
-        loss = loss + loss_cfg.ranking_weight * sum(rank_terms)
-
-    if getattr(loss_cfg, "uniformity_weight", 0.0) > 0:
-        per_modality: dict[str, list[jax.Array]] = {}
-        for name, pair in streams:
-            for modality in pair:
-                for layer in loss_cfg.layers:
-                    rows = reps[name][modality][layer]
-                    candidates, offset = gather(rows)
-                    value = uniformity(rows, candidates=candidates, offset=offset)
-                    per_modality.setdefault(modality, []).append(value)
-        for modality, values in per_modality.items():
-            terms[f"unif_{modality}"] = jnp.mean(jnp.stack(values))
-        unif_terms = [terms[f"unif_{m}"] for m in per_modality]
-        loss = loss + loss_cfg.uniformity_weight * sum(unif_terms)
-
-    if getattr(loss_cfg, "words_weight", 0.0) > 0:
-        word_terms = []
-        for name, pair in streams:
-            if caption_words is None or name not in caption_words:
-                continue
-            captions = caption_words[name]
-            candidates, offset = gather(captions)  # once for both modalities of the stream
-            for modality in pair:
-                if "words" not in reps[name][modality]:
-                    raise ValueError(
-                        "loss.words_weight > 0 needs the word head: set --config.model.word_head=True"
-                    )
-                key = f"words_{_SHORT[modality]}"
-                terms[key] = words_ranking(
-                    reps[name][modality]["words"],
-                    captions,
-                    loss_cfg.margin,
-                    candidates=candidates,
-                    offset=offset,
-                )
-                word_terms.append(terms[key])
-        loss = loss + loss_cfg.words_weight * sum(word_terms)
-
-    return loss, {**terms, "loss": loss}
-
-
-def _ranking_term(
-    anchor: jax.Array,
-    positive: jax.Array,
-    loss_cfg: Any,
-    gather: Gather,
-    weights: jax.Array | None = None,
-) -> jax.Array:
-    candidates, offset = gather(positive)
-    if loss_cfg.ranking_kind == "hinge":
-        return ranking_loss(
-            anchor, positive, loss_cfg.margin, candidates=candidates, offset=offset, weights=weights
-        )
-    if loss_cfg.ranking_kind == "infonce":
-        return info_nce_direction(
-            anchor, positive, loss_cfg.temperature, candidates=candidates, offset=offset
-        )
-    raise ValueError(
-        f"unknown ranking_kind {loss_cfg.ranking_kind!r}; expected 'hinge' or 'infonce'"
-    )

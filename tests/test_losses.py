@@ -11,6 +11,7 @@ import pytest
 
 from alignment import losses
 from alignment.models.text import mean_words
+from experiments.configs.base import base_config
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -134,17 +135,16 @@ def test_info_nce_equals_cross_entropy_and_is_symmetric():
 
 
 def _loss_cfg(objective: str, kind: str = "hinge") -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(
-        dict(
-            objective=objective,
-            kl_weight=2.0,
-            ranking_weight=0.5,
-            margin=0.2,
-            layers=("fc6", "fc7"),
-            ranking_kind=kind,
-            temperature=0.1,
-        )
+    """The default config.loss (margin 0.2) with these weights, two layers and `objective`."""
+    cfg = base_config().loss
+    cfg.update(
+        objective=objective,
+        kl_weight=2.0,
+        ranking_weight=0.5,
+        layers=("fc6", "fc7"),
+        ranking_kind=kind,
     )
+    return cfg
 
 
 def _reps(seed: int) -> tuple[dict, dict]:
@@ -187,8 +187,6 @@ def test_objective_terms_follow_the_objective():
     assert set(ranking) == {"rank_img_snd", "rank_snd_img", "rank_img_txt", "rank_txt_img", "loss"}
     _, text_only = losses.objective({"image_text": reps["image_text"]}, probs, _loss_cfg("both"))
     assert "kl_sound" not in text_only and "rank_img_snd" not in text_only
-    with pytest.raises(ValueError, match="objective"):
-        losses.objective(reps, probs, _loss_cfg("contrastive"))
 
 
 def test_objective_weighs_same_class_negatives_by_the_teacher_class():
@@ -212,11 +210,6 @@ def test_objective_weighs_same_class_negatives_by_the_teacher_class():
         )
         np.testing.assert_allclose(m[f"rank_{first}_{second}"], expected, rtol=1e-6)
     assert m["rank_img_txt"] >= plain["rank_img_txt"]
-    for objective, kind in (("ranking", "hinge"), ("both", "infonce")):
-        bad = _loss_cfg(objective, kind)
-        bad.same_class_weight = 3.0
-        with pytest.raises(ValueError, match="same_class_weight"):
-            losses.objective(reps, probs if objective == "both" else None, bad)
 
 
 def test_same_class_weight_weighs_only_the_named_streams():
@@ -232,9 +225,6 @@ def test_same_class_weight_weighs_only_the_named_streams():
         assert not np.isclose(both[key], plain[key])
     for key in ("rank_img_txt", "rank_txt_img"):
         np.testing.assert_allclose(text_only[key], both[key], rtol=1e-6)
-    cfg.same_class_streams = ("image_text", "image_video")
-    with pytest.raises(ValueError, match="image_video"):
-        losses.objective(reps, probs, cfg)
 
 
 def _uniformity_loop(x: np.ndarray, t: float) -> float:
@@ -304,7 +294,7 @@ def test_words_ranking_ranks_centred_captions_and_splits_over_devices():
     np.testing.assert_allclose(np.mean(shards), whole, rtol=1e-6)
 
 
-def test_objective_adds_caption_words_only_when_weighted_and_needs_the_word_head():
+def test_objective_adds_caption_words_only_when_weighted():
     reps, probs = _reps(11)
     rng = np.random.default_rng(12)
     words = {"image_text": rng.normal(size=(4, 3)).astype(np.float32)}
@@ -312,8 +302,6 @@ def test_objective_adds_caption_words_only_when_weighted_and_needs_the_word_head
     base, plain = losses.objective(reps, probs, cfg, caption_words=words)
     assert not any(k.startswith("words_") for k in plain)
     cfg.words_weight = 0.5
-    with pytest.raises(ValueError, match="word_head"):
-        losses.objective(reps, probs, cfg, caption_words=words)
     for modality in ("image", "text"):
         reps["image_text"][modality]["words"] = rng.normal(size=(4, 3)).astype(np.float32)
     loss, m = losses.objective(reps, probs, cfg, caption_words=words)

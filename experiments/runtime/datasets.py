@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import fractions
 import hashlib
 import json
+import math
+import numbers
 import os
 import tempfile
 from typing import Any
@@ -12,6 +15,7 @@ from typing import Any
 import tensorflow_datasets as tfds
 from absl import logging
 
+from alignment import losses
 from data_pipelines import input_pipeline, paths
 from data_pipelines.builders.base import STORAGE_FORMAT
 from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
@@ -113,8 +117,7 @@ def build(data_cfg: Any, beam_options: str = "") -> tfds.core.DatasetBuilder:
     direct_num_workers=2"). Given, or with config.data.beam, the rows are encoded by a Beam pipeline on
     that runner (DirectRunner by default); the data set is the one a single process builds.
     A remote data_dir (gs://...) is built in a local temporary folder, then copied there."""
-    # .get: a config saved by an older run lacks the knob.
-    beam = bool(beam_options) or bool(data_cfg.get("beam", False))
+    beam = bool(beam_options) or data_cfg.beam
     builder = make_builder(data_cfg, beam=beam)
     if is_built(builder):
         return builder
@@ -215,13 +218,15 @@ def resolve_config(config: Any, builder: tfds.core.DatasetBuilder) -> Any:
     - num_epochs > 0: total_steps = num_epochs * steps per epoch of the larger pair stream (and
       eval_every from eval_every_epochs, optimizer.warmup_steps from its warmup_epochs);
     - teacher.num_epochs > 0: teacher.total_steps likewise over the train images.
-    Raises ValueError (one line) when classes are needed but the data set has no labels.
+    Raises ValueError (one line) when classes are needed but the data set has no labels, or when the
+    loss terms cannot work with each other or with the model (losses.check_config).
     """
+    losses.check_config(config.loss, config.model)
     config = copy.deepcopy(config)
     fine, coarse = class_counts(builder)
     classes = IMAGENET_CLASSES if config.teacher.source == "torchvision" else fine or coarse
     if config.teacher.num_classes == 0 and not classes:
-        if config.loss.objective != "ranking":
+        if losses.needs_teacher_probs(config.loss):
             raise ValueError(NO_LABELS)
         classes = 1  # ranking never reads the logits; the head still needs a width
     if config.teacher.num_classes == 0:
@@ -230,15 +235,21 @@ def resolve_config(config: Any, builder: tfds.core.DatasetBuilder) -> Any:
         config.model.num_classes = config.teacher.num_classes
     if config.num_epochs > 0:
         sizes = input_pipeline.stream_sizes(builder, "train")
-        steps_per_epoch = max(1, max(sizes.values()) // config.batch_size)
-        config.total_steps = config.num_epochs * steps_per_epoch
-        if config.eval_every_epochs > 0:
-            config.eval_every = config.eval_every_epochs * steps_per_epoch
-        if config.optimizer.warmup_epochs > 0:
-            config.optimizer.warmup_steps = config.optimizer.warmup_epochs * steps_per_epoch
+        # Whole steps per epoch, so that validation and warm-up fall on epoch boundaries.
+        per_epoch = max(1, max(sizes.values()) // config.batch_size)
+        config.total_steps = _in_steps(config.num_epochs, per_epoch, config.total_steps)
+        config.eval_every = _in_steps(config.eval_every_epochs, per_epoch, config.eval_every)
+        opt = config.optimizer
+        opt.warmup_steps = _in_steps(opt.warmup_epochs, per_epoch, opt.warmup_steps)
     if config.teacher.num_epochs > 0:
         images = input_pipeline.count_rows(builder, "train", "has_image")
-        config.teacher.total_steps = max(
-            1, config.teacher.num_epochs * images // config.teacher.batch_size
-        )
+        per_epoch = fractions.Fraction(images, config.teacher.batch_size)
+        teacher = config.teacher
+        teacher.total_steps = _in_steps(teacher.num_epochs, per_epoch, teacher.total_steps)
     return config
+
+
+def _in_steps(epochs: int, steps_per_epoch: numbers.Rational, steps: int) -> int:
+    """A length the config gives in epochs, in steps: `epochs` passes of steps_per_epoch (rounded down,
+    at least one step) when epochs > 0; else `steps`, the length the config gives in steps."""
+    return max(1, math.floor(epochs * steps_per_epoch)) if epochs > 0 else steps
