@@ -132,6 +132,33 @@ def test_only_experiments_define_flags():
     assert not offenders, f"absl flags defined outside experiments/: {offenders}"
 
 
+def _calls(tree: ast.AST, module: str, names: set[str]) -> set[str]:
+    """Which of `module`.<name>(...) calls the tree makes."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if isinstance(owner, ast.Name) and owner.id == module and node.func.attr in names:
+                found.add(node.func.attr)
+    return found
+
+
+def test_one_training_loop_saves_checkpoints_and_watches_for_preemption():
+    """Every trained model is a task of experiments/training/loop.py: no other training module opens a
+    checkpoint manager or saves, and nothing else in experiments/ watches for preemption."""
+    loop = ROOT / "experiments" / "training" / "loop.py"
+    for path in _python_files("experiments"):
+        tree = ast.parse(path.read_text())
+        if path == loop:
+            assert _calls(tree, "checkpointing", {"save", "make_manager"}) == {
+                "save", "make_manager"}  # fmt: skip
+            assert _calls(tree, "preemption", {"Watch"}) == {"Watch"}
+            continue
+        assert not _calls(tree, "preemption", {"Watch"}), path
+        if path.parent.name == "training":
+            assert not _calls(tree, "checkpointing", {"save", "make_manager"}), path
+
+
 def test_checker_catches_a_violation(tmp_path):
     tree = ast.parse("from data_pipelines import audio\nflags.DEFINE_string('x', None, '')\n")
     assert "data_pipelines" in _imported_top_levels(tree)
