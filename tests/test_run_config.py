@@ -9,7 +9,8 @@ import pytest
 from experiments import configs
 from experiments.cli import launch
 from experiments.configs import own_data, paper, tiny
-from experiments.runtime import logs, run_config
+from experiments.configs.base import base_config
+from experiments.runtime import datasets, logs, run_config
 
 
 @pytest.mark.parametrize("module", [tiny, paper, own_data])
@@ -66,6 +67,57 @@ def test_a_saved_config_without_its_file_uses_the_saved_values(tmp_path):
     assert restored.seed == 3
     assert restored.model.fc_dims == config.model.fc_dims
     assert restored.data.audio.n_fft == config.data.audio.n_fft
+
+
+@pytest.mark.parametrize("config_file", [configs.config_path("tiny"), None])
+def test_a_config_saved_before_newer_keys_takes_their_defaults(tmp_path, config_file):
+    """An older run's config.json lacks the keys added since; they come back with base.py's defaults,
+    with or without the recorded file, and overrides reach them."""
+    run_config.save(str(tmp_path), tiny.get_config(), config_file)
+    path = tmp_path / "config.json"
+    record = json.loads(path.read_text())
+    del record["config"]["compilation_cache_dir"]
+    del record["config"]["model"]["vision"]["features_scale"]
+    del record["config"]["loss"]["words_weight"]
+    del record["config"]["augment"]
+    path.write_text(json.dumps(record))
+    restored = run_config.load(str(tmp_path), {"loss.words_weight": 0.5}).config
+    defaults = base_config()
+    assert restored.compilation_cache_dir == defaults.compilation_cache_dir
+    assert restored.model.vision.features_scale == defaults.model.vision.features_scale
+    assert restored.augment.to_dict() == defaults.augment.to_dict()
+    assert restored.loss.words_weight == 0.5
+    assert restored.model.fc_dims == tiny.get_config().model.fc_dims  # saved values stay
+
+
+def test_lengths_in_epochs_become_steps_of_the_data_set(monkeypatch):
+    """Each length given in epochs (> 0) becomes steps of the built data set; 0 keeps the steps."""
+    monkeypatch.setattr(
+        datasets.input_pipeline,
+        "stream_sizes",
+        lambda builder, split: {"image_sound": 1000, "image_text": 650},
+    )
+    monkeypatch.setattr(datasets.input_pipeline, "count_rows", lambda builder, split, flag: 1000)
+    monkeypatch.setattr(datasets, "class_counts", lambda builder: (48, 6))
+    config = base_config()
+    config.update(num_epochs=3, eval_every_epochs=1, batch_size=64, eval_every=7)
+    config.optimizer.warmup_epochs = 2
+    config.teacher.update(num_epochs=10, batch_size=128)
+    config.teacher.optimizer.warmup_epochs = 1
+    resolved = datasets.resolve_config(config, builder=None)
+    # Students: whole steps of the larger stream per epoch (1000 // 64 = 15).
+    assert (resolved.total_steps, resolved.eval_every, resolved.optimizer.warmup_steps) == (
+        45,
+        15,
+        30,
+    )
+    # The teacher: passes over its 1000 images, rounded down once (10 * 1000 // 128, 1000 // 128).
+    assert (resolved.teacher.total_steps, resolved.teacher.optimizer.warmup_steps) == (78, 7)
+    config.update(eval_every_epochs=0, num_epochs=0)
+    config.teacher.num_epochs = 0
+    resolved = datasets.resolve_config(config, builder=None)
+    assert (resolved.total_steps, resolved.eval_every) == (config.total_steps, 7)
+    assert resolved.teacher.total_steps == config.teacher.total_steps
 
 
 def test_metrics_after_the_resumed_step_are_dropped(tmp_path):

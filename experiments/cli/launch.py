@@ -55,8 +55,7 @@ def initialize() -> None:
     (config.compilation_cache_dir), then joins the multi-process job when --distributed: all before
     anything compiles or touches a device."""
     logs.setup(verbosity_given=flags.FLAGS["verbosity"].present > 0)
-    # .get: a config saved by an older run, or a user's config not built on base.py, may lack the knob.
-    compilation_cache.setup(config().get("compilation_cache_dir", ""))
+    compilation_cache.setup(config().compilation_cache_dir)
     if not DISTRIBUTED.value:
         return
     if CPU_COLLECTIVES.value:

@@ -217,7 +217,8 @@ def resolve_config(config: Any, builder: tfds.core.DatasetBuilder) -> Any:
       has them, else labels), so the students' logits match the teacher's distribution;
     - num_epochs > 0: total_steps = num_epochs * steps per epoch of the larger pair stream (and
       eval_every from eval_every_epochs, optimizer.warmup_steps from its warmup_epochs);
-    - teacher.num_epochs > 0: teacher.total_steps likewise over the train images.
+    - teacher.num_epochs > 0: teacher.total_steps likewise over the train images (and
+      teacher.optimizer.warmup_steps from its warmup_epochs).
     Raises ValueError (one line) when classes are needed but the data set has no labels, or when the
     loss terms cannot work with each other or with the model (losses.check_config).
     """
@@ -244,8 +245,9 @@ def resolve_config(config: Any, builder: tfds.core.DatasetBuilder) -> Any:
     if config.teacher.num_epochs > 0:
         images = input_pipeline.count_rows(builder, "train", "has_image")
         per_epoch = fractions.Fraction(images, config.teacher.batch_size)
-        teacher = config.teacher
+        teacher, opt = config.teacher, config.teacher.optimizer
         teacher.total_steps = _in_steps(teacher.num_epochs, per_epoch, teacher.total_steps)
+        opt.warmup_steps = _in_steps(opt.warmup_epochs, per_epoch, opt.warmup_steps)
     return config
 
 

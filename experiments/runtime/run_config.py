@@ -3,7 +3,9 @@ retrieve and benchmark work from --workdir alone.
 
 The saved values are applied on top of a fresh get_config() of the recorded file, so the shape references
 between data and model (configs/base.py) survive; without the file (moved, another machine) the saved
-values alone make the config.
+values alone make the config. Either way, a key the run's config lacked (it was saved before the key
+existed) takes its default from configs/base.py: the one place where older saved configs are upgraded,
+so the code reads every key without a fallback of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from etils import epath
 
 from data_pipelines import paths
 from experiments import configs
+from experiments.configs.base import base_config
 
 CONFIG_FILE = "config.json"
 
@@ -78,6 +81,7 @@ def load(workdir: str, overrides: Mapping[str, Any] | None = None) -> SavedConfi
         config = base
         config.unlock()
         _merge(config, record["config"], "")
+    _fill_missing(config, base_config())
     config.update_from_flattened_dict(dict(overrides or {}))
     config.lock()
     return SavedConfig(config, source)
@@ -113,3 +117,15 @@ def _merge(config: ml_collections.ConfigDict, saved: Mapping[str, Any], prefix: 
             _merge(current, value, f"{prefix}{key}.")
         elif _tuples(value) != current:
             config[key] = float(value) if isinstance(current, float) else _tuples(value)
+
+
+def _fill_missing(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict) -> None:
+    """Adds, at every depth, each key of `defaults` that `config` lacks, with its default value."""
+    for key in defaults:
+        if key not in config:
+            default = defaults[key]
+            is_block = isinstance(default, ml_collections.ConfigDict)
+            # A block's references (model shapes to data's) point into `defaults`: keep their values.
+            config[key] = default.copy_and_resolve_references() if is_block else default
+        elif all(isinstance(c[key], ml_collections.ConfigDict) for c in (config, defaults)):
+            _fill_missing(config[key], defaults[key])
