@@ -68,6 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
     # 100 epochs: this normalization-free network can sit near chance for its first 150-250 steps,
     # depending on the data order, and 60 epochs then left it underfit (train top-1 83%).
     c.teacher.update(num_classes=0, num_epochs=100)
+    c.teacher.optimizer.warmup_epochs = 10  # a tenth of its training
     c.augment.update(image_shift=10, image_flip=True, time_masks=1, freq_masks=1, word_dropout=0.2)
     # On the digits fixture, with the teacher's stack at full weight (KL weight 1) or at 0.3 with KL
     # weight 5, the towers aligned on the classes alone (image<->text at the class level); at 0.3 with KL
