@@ -135,63 +135,75 @@ def most_selective_units(scores: np.ndarray, count: int) -> np.ndarray:
     return np.argsort(-np.asarray(scores), kind="stable")[:count]
 
 
+def grid_items(
+    units: Sequence[int], activations_by_modality: Mapping[str, np.ndarray], num_items: int = 4
+) -> dict[str, np.ndarray]:
+    """The items of each modality that activate each unit most: what unit_grid_figure shows.
+
+    Args:
+      units: unit indices, one row of the grid each.
+      activations_by_modality: "image", "sound", "text" -> [N_m, U] activations of that modality's items.
+      num_items: items per unit and modality.
+
+    Returns:
+      {modality: int64 [len(units), num_items]} item indices, most activating first.
+    """
+    missing = set(GRID_MODALITIES) - set(activations_by_modality)
+    if missing:
+        raise ValueError(f"activations missing for {sorted(missing)}")
+    return {
+        m: top_items(np.asarray(activations_by_modality[m])[:, list(units)], num_items)
+        for m in GRID_MODALITIES
+    }
+
+
 def unit_grid_figure(
-    units: Sequence[int],
-    activations_by_modality: Mapping[str, np.ndarray],
     images: np.ndarray,
     spectrograms: np.ndarray,
-    captions: Sequence[str],
-    num_items: int = 4,
-    unit_titles: Sequence[str] | None = None,
+    captions: Sequence[Sequence[str]],
+    unit_titles: Sequence[str],
 ) -> Figure:
-    """A picture grid of the items that activate each unit most: one row per unit.
+    """A picture grid of the items that activate each unit most (grid_items): one row per unit.
 
     Each row has num_items images, num_items spectrograms (time across, frequency up) and one panel of
     num_items captions, so the figure has len(units) * (2 * num_items + 1) axes.
 
     Args:
-      units: unit indices, one row each.
-      activations_by_modality: "image", "sound", "text" -> [N_m, U] activations of that modality's items.
-      images: uint8 [N_image, H, W, 3]; spectrograms: [N_sound, T, F]; captions: N_text strings.
-      num_items: top items shown per modality.
-      unit_titles: row labels (e.g. "unit 12: dog"); default "unit <index>".
+      images: uint8 [units, num_items, H, W, 3]; spectrograms: [units, num_items, T, F]; captions:
+        units lists of num_items strings; each row's items most activating first.
+      unit_titles: one row label per unit (e.g. "unit 12: dog").
 
     Returns:
       A matplotlib Figure (not saved, not registered with pyplot).
     """
-    missing = set(GRID_MODALITIES) - set(activations_by_modality)
-    if missing:
-        raise ValueError(f"activations missing for {sorted(missing)}")
-    titles = list(unit_titles) if unit_titles is not None else [f"unit {u}" for u in units]
-    if len(titles) != len(units):
-        raise ValueError(f"{len(titles)} titles for {len(units)} units")
-    tops = {
-        m: top_items(np.asarray(activations_by_modality[m])[:, list(units)], num_items)
-        for m in GRID_MODALITIES
-    }
+    num_units, num_items = np.shape(images)[:2]
+    shapes = {(len(unit_titles), num_items), np.shape(spectrograms)[:2], np.shape(captions)[:2]}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"{len(unit_titles)} titles for images {np.shape(images)[:2]}, spectrograms "
+            f"{np.shape(spectrograms)[:2]} and captions {np.shape(captions)[:2]} (units, items)"
+        )
     columns = 2 * num_items + 1
-    figure = Figure(figsize=(1.3 * 2 * num_items + 4.0, 1.4 * len(units) + 0.4))
+    figure = Figure(figsize=(1.3 * 2 * num_items + 4.0, 1.4 * num_units + 0.4))
     grid = figure.add_gridspec(
-        len(units), columns, width_ratios=[1.0] * (2 * num_items) + [3.0], wspace=0.08, hspace=0.25
+        num_units, columns, width_ratios=[1.0] * (2 * num_items) + [3.0], wspace=0.08, hspace=0.25
     )
-    for row, title in enumerate(titles):
+    for row, title in enumerate(unit_titles):
         for i in range(num_items):
             ax = figure.add_subplot(grid[row, i])
-            ax.imshow(images[tops["image"][row, i]])
+            ax.imshow(images[row][i])
             _bare(ax)
             if i == 0:
                 ax.set_ylabel(title, fontsize=8)
             if row == 0 and i == 0:
                 ax.set_title("images", fontsize=8, loc="left")
             ax = figure.add_subplot(grid[row, num_items + i])
-            ax.imshow(
-                np.asarray(spectrograms[tops["sound"][row, i]]).T, origin="lower", aspect="auto"
-            )
+            ax.imshow(np.asarray(spectrograms[row][i]).T, origin="lower", aspect="auto")
             _bare(ax)
             if row == 0 and i == 0:
                 ax.set_title("sounds", fontsize=8, loc="left")
         ax = figure.add_subplot(grid[row, columns - 1])
-        lines = [textwrap.shorten(captions[j], width=60) for j in tops["text"][row]]
+        lines = [textwrap.shorten(caption, width=60) for caption in captions[row]]
         ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=6, wrap=True)
         ax.set_axis_off()
         if row == 0:

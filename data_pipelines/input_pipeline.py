@@ -339,12 +339,15 @@ def image_batches(
 
 
 def pad_batch(arrays: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-    """Arrays of n <= size rows zero-padded to `size` rows (b"" for strings), with a bool "mask" [size]
-    that is True on the n given rows."""
+    """Arrays of n <= size rows zero-padded to `size` rows (empty strings for strings), with a bool
+    "mask" [size] that is True on the n given rows."""
     batch = {}
     for name, values in arrays.items():
-        fill = b"" if values.dtype == object else 0
-        padding = np.full((size - len(values), *values.shape[1:]), fill, values.dtype)
+        shape = (size - len(values), *values.shape[1:])
+        # Stored strings come back as bytes objects (records.Records): np.zeros would pad them with 0.
+        padding = (
+            np.full(shape, b"", object) if values.dtype == object else np.zeros(shape, values.dtype)
+        )
         batch[name] = np.concatenate([values, padding])
     count = len(next(iter(arrays.values()))) if arrays else 0
     batch["mask"] = np.arange(size) < count

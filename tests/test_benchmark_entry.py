@@ -76,7 +76,8 @@ def test_image_caption_retrieval_in_the_karpathy_layout(run, tmp_path):
     context = EvalContext(config, datasets.open_built(config.data), workdir)
     test = context.split("test")
     rows = np.flatnonzero(test["has_image"] & test["has_text"])[:24]
-    _karpathy_folder(tmp_path, test["image"][rows], test["caption"][rows], len(rows))
+    images = context.read("test", rows, ["image"])["image"]
+    _karpathy_folder(tmp_path, images, test["caption"][rows], len(rows))
     run_benchmark(config, workdir, "coco", str(tmp_path))
     result = json.loads((_out(workdir) / "coco.json").read_text())
     assert result["num_items"] == 24 and result["num_captions"] == 24 * 5

@@ -7,15 +7,18 @@ import os
 import numpy as np
 import pytest
 
-from data_pipelines import input_pipeline
+from alignment import retrieval
+from alignment.streams import MODALITIES
+from data_pipelines import records
 from experiments.evaluation import baselines, suite
-from experiments.evaluation.context import EvalContext
+from experiments.evaluation.context import METADATA, EvalContext, triplet_rows
 from experiments.evaluation.retrieval import DIRECTIONS
-from experiments.evaluation.rows import RANKS, RESULTS, Row
-from experiments.reports.tables import write_rows, write_tables
+from experiments.evaluation.rows import RANKS, RESULTS, VALIDATION, Row
+from experiments.reports.tables import write_tables
 from experiments.runtime import datasets
+from experiments.runtime.embedding import eval_batch_size
 from experiments.training import students
-from experiments.workflows.evaluate import evaluate_run
+from experiments.workflows.evaluate import evaluate_run, evaluate_workdir
 from tests import helpers
 
 BASELINE_ROWS = ("Random", "Linear Reg.", "CCA", "Normalized CCA")
@@ -47,16 +50,20 @@ def _assert_retrieval(table, chunk):
 def test_evaluate_writes_results_tables_and_plots(tiny_run, monkeypatch):
     config, workdir = tiny_run
     reads = []
-    load_split = input_pipeline.load_split
+    read = records.Records.read
 
-    def counted(builder, split, *args, **kwargs):
-        reads.append(split)
-        return load_split(builder, split, *args, **kwargs)
+    def counted(self, rows, names):
+        reads.append((tuple(names), len(rows)))
+        return read(self, rows, names)
 
-    monkeypatch.setattr(input_pipeline, "load_split", counted)
+    monkeypatch.setattr(records.Records, "read", counted)
     markdown = evaluate_run(config, workdir)
-    # Every evaluator reads from one context: each split once (the baselines' train pairs aside).
-    assert sorted(r for r in reads if not r.startswith("train")) == ["test", "validation"]
+    # Every evaluator reads from one context: each split's metadata once, inputs a batch at a time.
+    splits = datasets.open_built(config.data).info.splits
+    sizes = sorted(splits[s].num_examples for s in ("test", "validation"))
+    assert sorted(n for names, n in reads if names == METADATA) == sizes
+    inputs = [n for names, n in reads if set(names) & set(MODALITIES)]
+    assert inputs and max(inputs) <= eval_batch_size()
     out = os.path.join(workdir, "eval")
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
@@ -145,21 +152,63 @@ def test_missing_checkpoint_is_a_clear_error(tiny_world, tmp_path):
         evaluate_run(config, str(tmp_path))
 
 
-def test_a_new_evaluator_is_one_registry_line(tiny_run, tmp_path, monkeypatch):
-    config, workdir = tiny_run
+def _constant(context):
+    """A toy method that puts every item at one point: every true match ties with its whole chunk."""
+    rows = triplet_rows(context.split("test"))
+    chunk = min(context.config.eval_chunk, len(rows))
+    ranks = retrieval.direction_ranks({m: np.ones((len(rows), 4)) for m in MODALITIES}, None, chunk)
+    fields = {"retrieval": retrieval.table_of_ranks(ranks), "chunk": chunk, "num_pairs": len(rows)}
+    return [Row(RESULTS, "Constant", fields), Row(RANKS, "Constant", ranks)]
 
-    def step_parity(context):
-        return [Row(RESULTS, "Both", {"odd_step": context.student.step % 2 == 1})]
 
-    monkeypatch.setitem(suite.REGISTRY, "step_parity", step_parity)
+def _toy_validation(context):
+    return [Row(VALIDATION, "toy", {"val/step": float(context.student.step)})]
+
+
+def test_a_new_evaluator_is_a_function_a_registry_line_and_a_config_line(
+    tiny_world, tiny_run, monkeypatch
+):
+    _, workdir = tiny_run
+    monkeypatch.setitem(suite.REGISTRY, "constant", suite.Evaluator(_constant, per_run=False))
+    monkeypatch.setitem(suite.REGISTRY, "toy_validation", suite.Evaluator(_toy_validation))
+    evals = {
+        "evals.test": ("retrieval", "constant"),
+        "evals.validation": ("validation", "toy_validation"),
+    }
+    config = helpers.tiny_config(*tiny_world, total_steps=2, **evals)
+    markdown = evaluate_run(config, workdir)
+    with open(os.path.join(workdir, "eval", "results.json")) as f:
+        results = json.load(f)
+    assert list(results) == ["Both", "Constant"]
+    chunk = results["Constant"]["chunk"]
+    for scores in results["Constant"]["retrieval"].values():
+        assert scores["median_rank"] == (chunk + 1) / 2
+    table1 = markdown.split("## Table 1")[1].split("## Table 2")[0]
+    assert f"| Constant | {(chunk + 1) / 2:.1f} |" in table1
+    # Without the versus evaluator in config.evals, no comparison is made.
+    assert "versus" not in results["Both"] and "trained minus baseline" not in markdown
+
+    scores = suite.validate(EvalContext(config, datasets.open_built(config.data), workdir))
+    assert scores["val/step"] == 2.0 and "val/mean_median_rank" in scores
+
+
+def test_unknown_evaluators_are_refused_in_one_line(tiny_world, tiny_run):
+    _, workdir = tiny_run
+    config = helpers.tiny_config(*tiny_world, **{"evals.test": ("retrieval", "nope")})
+    with pytest.raises(ValueError, match="config.evals.test: no evaluator named 'nope'") as error:
+        evaluate_run(config, workdir)
+    assert "\n" not in str(error.value)
     context = EvalContext(config, datasets.open_built(config.data), workdir)
-    rows = suite.run(context, ["retrieval", "step_parity"])
-    write_rows(rows, str(tmp_path))
-    with open(tmp_path / "results.json") as f:
-        both = json.load(f)["Both"]
-    assert both["odd_step"] is False and both["step"] == 2 and "retrieval" in both
     with pytest.raises(ValueError, match="unknown evaluator 'nope'"):
         suite.run(context, ["nope"])
+
+
+def test_evaluate_workdir_reads_the_runs_config(tiny_run):
+    _, workdir = tiny_run
+    evaluate_workdir(workdir, {"evals.test": ("retrieval",), "eval_chunk": 8})
+    with open(os.path.join(workdir, "eval", "results.json")) as f:
+        results = json.load(f)
+    assert list(results) == ["Both"] and results["Both"]["chunk"] == 8
 
 
 def test_evaluate_from_the_workdir_alone_uses_the_runs_overrides(tiny_world, tmp_path):

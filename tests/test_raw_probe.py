@@ -49,7 +49,7 @@ def test_a_data_set_without_some_modality_is_a_clear_error_and_a_skip(tiny_world
     for arrays in (validation, test):
         arrays["has_sound"] = np.zeros_like(arrays["has_sound"])  # as in a captioned-image set
     with pytest.raises(raw_probe.NoProbeRows, match="every modality"):
-        raw_probe.raw_input_probes(validation, test)
+        raw_probe.raw_input_probes(context)
     with caplog.at_level("INFO", logger="absl"):
         assert raw_probe.evaluate(context) == []
     assert "raw-input probes skipped" in caplog.text
@@ -75,14 +75,18 @@ def test_row_space_keeps_every_prediction_of_a_wide_probe():
     rng = np.random.default_rng(1)
     labels = rng.integers(3, size=90)
     wide = rng.normal(size=(90, 400)) + 2.0 * np.eye(3)[labels] @ rng.normal(size=(3, 400))
-    train, test = raw_probe._row_space(wide[:60], wide[60:])
+    coordinates, train = raw_probe._Coordinates.fit(wide[:60])
+    test = coordinates(wide[60:])
     assert train.shape == (60, 61) and test.shape == (30, 61)
-    np.testing.assert_allclose(np.linalg.norm(test, axis=1), np.linalg.norm(wide[60:], axis=1))
+    standardized = (wide - coordinates.mean) / coordinates.std
+    np.testing.assert_allclose(
+        np.linalg.norm(test, axis=1), np.linalg.norm(standardized[60:], axis=1)
+    )
     from alignment import transfer
 
     for l2 in (1e-2, 1.0):
-        full = transfer.fit_linear_classifier(wide[:60], labels[:60], 3, l2=l2)
+        full = transfer.fit_linear_classifier(standardized[:60], labels[:60], 3, l2=l2)
         reduced = transfer.fit_linear_classifier(train, labels[:60], 3, l2=l2)
         np.testing.assert_allclose(
-            reduced.logits(test), full.logits(wide[60:]), rtol=1e-3, atol=1e-3
+            reduced.logits(test), full.logits(standardized[60:]), rtol=1e-3, atol=1e-3
         )

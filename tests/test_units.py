@@ -81,15 +81,17 @@ def test_grid_figure_has_one_row_per_unit():
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, size=(N, 16, 16, 3), dtype=np.uint8)
     spectrograms = rng.standard_normal((N, 20, 12)).astype(np.float32)
-    captions = [f"a caption about concept {c} number {i}" for i, c in enumerate(labels["text"])]
+    captions = np.array(
+        [f"a caption about concept {c} number {i}" for i, c in enumerate(labels["text"])]
+    )
+    items = units.grid_items([CONCEPT_UNIT, 0], acts, num_items=3)
+    assert {m: i.shape for m, i in items.items()} == dict.fromkeys(acts, (2, 3))
+    assert items["image"][0, 0] == np.argmax(acts["image"][:, CONCEPT_UNIT])
     figure = units.unit_grid_figure(
-        [CONCEPT_UNIT, 0],
-        acts,
-        images,
-        spectrograms,
-        captions,
-        num_items=3,
-        unit_titles=["unit 7: dog", "unit 0"],
+        images[items["image"]],
+        spectrograms[items["sound"]],
+        captions[items["text"]].tolist(),
+        ["unit 7: dog", "unit 0"],
     )
     assert isinstance(figure, Figure)
     assert len(figure.axes) == 2 * (2 * 3 + 1)
@@ -99,8 +101,12 @@ def test_grid_figure_has_one_row_per_unit():
     text = figure.axes[2 * 3].texts[0].get_text()
     assert f"concept {CONCEPT}" in text.splitlines()[0]
     figure.savefig(io.BytesIO(), format="png")  # renders without pyplot
-    with pytest.raises(ValueError):
-        units.unit_grid_figure([0], acts, images, spectrograms, captions, unit_titles=["a", "b"])
+    with pytest.raises(ValueError, match="titles"):
+        units.unit_grid_figure(
+            images[items["image"]], spectrograms[items["sound"]], [["a"] * 3] * 2, ["a"]
+        )
+    with pytest.raises(ValueError, match="missing"):
+        units.grid_items([0], {"image": acts["image"]})
 
 
 def test_dead_units_are_the_ones_silent_on_every_present_item():

@@ -10,11 +10,16 @@ SND<->TXT through the image bridge (fit_bridge). At most `max_pairs` pairs of ea
 from the first 2 * max_pairs stored train rows (stored in generated order; the world alternates kinds).
 Random ranks Gaussian embeddings drawn with config.seed (so its recall@k is measured as well).
 Every row is scored on the test triplets with the protocol of evaluation/retrieval.py.
+
+Memory: the training pairs' features (at most max_pairs of each kind) and the features of one retrieval
+chunk of test triplets at a time; the test rows are read, featurized, embedded and ranked a chunk at a
+time, so what grows with the test split is its ranks and the Random row's [N, 64] embeddings.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -22,7 +27,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from alignment import baselines, parallel, retrieval
-from data_pipelines import input_pipeline
+from alignment.streams import MODALITIES
 from experiments.evaluation.context import EvalContext, triplet_rows
 from experiments.evaluation.retrieval import (
     DIRECTIONS,
@@ -32,14 +37,18 @@ from experiments.evaluation.retrieval import (
 )
 from experiments.evaluation.rows import RANKS, RESULTS, Row
 from experiments.runtime import restore
-from experiments.runtime.embedding import embed_modality, eval_batch_size
+from experiments.runtime.embedding import embed_modality, eval_batch_size, modality_features
 
 METHOD_ROWS = {"regression": "Linear Reg.", "cca": "CCA", "normalized_cca": "Normalized CCA"}
 MAX_TRAIN_PAIRS = 3000
 RANDOM_DIM = 64
 # Features wider than this are reduced to their top principal components before a fit.
 PCA_DIM = 256
-_FEATURES = ("image", "sound", "text", "text_mask", "has_image", "has_sound", "has_text")
+_FLAGS = ("has_image", "has_sound", "has_text")
+
+Featurizer = Callable[[np.ndarray], np.ndarray]
+# A fitted method's spaces: (space, x modality, y modality, the directions it ranks).
+Spaces = list[tuple[baselines.PairSpace, str, str, tuple[tuple[str, str], ...]]]
 
 
 def sound_statistics(sound: np.ndarray) -> np.ndarray:
@@ -61,8 +70,9 @@ def raw_pixels(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, np.float32).reshape(len(images), -1) / 255.0
 
 
-def teacher_penultimate(teacher_module, params, images: np.ndarray, mesh) -> np.ndarray:
-    """uint8 images [N, H, W, 3] -> float32 [N, hidden[-1]]: ReLU of the teacher's last hidden layer."""
+def teacher_penultimate(teacher_module, params, mesh) -> Featurizer:
+    """images uint8 [N, H, W, 3] -> float32 [N, hidden[-1]]: ReLU of the teacher's last hidden layer,
+    embedded in eval_batch_size() batches (jitted once)."""
     name = f"fc{len(teacher_module.hidden) + 5}"
 
     def penultimate(p, x):
@@ -79,18 +89,12 @@ def teacher_penultimate(teacher_module, params, images: np.ndarray, mesh) -> np.
         in_shardings=(parallel.replicated(mesh), NamedSharding(mesh, PartitionSpec(parallel.AXIS))),
     )
     embed = lambda p, x, modality, mask: {"penultimate": apply(p, x)}
-    out = embed_modality(
-        embed,
-        params,
-        {"image": images},
-        "image",
-        ["penultimate"],
-        eval_batch_size(),
-    )
-    return out["penultimate"]
+    return lambda images: embed_modality(
+        embed, params, {"image": images}, "image", ["penultimate"], eval_batch_size()
+    )["penultimate"]
 
 
-def image_featurizer(config: Any, workdir: str | None, mesh):
+def image_featurizer(config: Any, workdir: str | None, mesh) -> tuple[Featurizer, str]:
     """(images [N, H, W, 3] -> features [N, D], description): the teacher's if one is found, else pixels."""
     directory = restore.teacher_dir(config, workdir)
     if directory:
@@ -101,10 +105,109 @@ def image_featurizer(config: Any, workdir: str | None, mesh):
         else:
             width = module.hidden[-1]
             return (
-                lambda images: teacher_penultimate(module, params, images, mesh),
+                teacher_penultimate(module, params, mesh),
                 f"teacher penultimate activations ({width}-d)",
             )
     return raw_pixels, f"raw pixels (top {PCA_DIM} principal components)"
+
+
+def batch_features(
+    featurize_images: Featurizer, batch: dict[str, np.ndarray], modalities: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """{modality: [n, D]} baseline features of the n real rows of a padded batch (its "mask")."""
+    n = int(np.count_nonzero(batch["mask"]))
+    features = {
+        "image": lambda: featurize_images(batch["image"][:n]),
+        "sound": lambda: sound_statistics(batch["sound"][:n]),
+        "text": lambda: mean_word_vector(batch["text"][:n], batch["text_mask"][:n]),
+    }
+    return {m: features[m]() for m in modalities}
+
+
+def train_pairs(
+    context: EvalContext, featurize_images: Featurizer, max_pairs: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """{"sound": {"image", "sound"}, "text": {"image", "text"}} -> [n, D] features of the first
+    max_pairs image+sound and image+text rows among the first 2 * max_pairs stored train rows."""
+    size = context.builder.info.splits["train"].num_examples
+    flags = context.read("train", np.arange(min(size, 2 * max_pairs)), _FLAGS)
+    rows = {
+        m: np.flatnonzero(flags["has_image"] & flags[f"has_{m}"])[:max_pairs]
+        for m in ("sound", "text")
+    }
+    if not all(len(r) for r in rows.values()):
+        raise ValueError("the baselines need train rows with image+sound and with image+text")
+    pairs = {}
+    for m, chosen in rows.items():
+        batches = context.batches("train", chosen, modality_features(("image", m)))
+        pieces = [batch_features(featurize_images, b, ("image", m)) for b in batches]
+        pairs[m] = {k: np.concatenate([p[k] for p in pieces]) for k in ("image", m)}
+    return pairs
+
+
+def fit_spaces(method: str, pairs: dict[str, dict[str, np.ndarray]]) -> Spaces:
+    """The three spaces one method ranks the six directions in: image-sound, image-text and the
+    sound-text bridge through the images."""
+    options = {"max_dim": PCA_DIM}
+    pivot_sound, sounds = pairs["sound"]["image"], pairs["sound"]["sound"]
+    pivot_text, texts = pairs["text"]["image"], pairs["text"]["text"]
+    return [
+        (
+            baselines.fit_pair(method, pivot_sound, sounds, **options),
+            "image",
+            "sound",
+            PAIRED_DIRECTIONS[:2],
+        ),
+        (
+            baselines.fit_pair(method, pivot_text, texts, **options),
+            "image",
+            "text",
+            PAIRED_DIRECTIONS[2:],
+        ),
+        (
+            baselines.fit_bridge(method, pivot_sound, sounds, pivot_text, texts, **options),
+            "sound",
+            "text",
+            UNPAIRED_DIRECTIONS,
+        ),
+    ]
+
+
+def chunk_features(
+    context: EvalContext, rows: np.ndarray, featurize_images: Featurizer, chunk: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """{modality: [chunk, D]} baseline features of each full chunk of the test rows `rows`, in order
+    (the last len(rows) % chunk rows are left out, as retrieval.chunked_ranks does); rows are read a
+    batch at a time and one chunk's features are held."""
+    used = rows[: len(rows) // chunk * chunk]
+    held: list[dict[str, np.ndarray]] = []
+    count = 0
+    for batch in context.batches("test", used, modality_features(MODALITIES)):
+        held.append(batch_features(featurize_images, batch, MODALITIES))
+        count += len(held[-1]["image"])
+        while count >= chunk:
+            merged = {m: np.concatenate([h[m] for h in held]) for m in MODALITIES}
+            yield {m: values[:chunk] for m, values in merged.items()}
+            held, count = [{m: values[chunk:] for m, values in merged.items()}], count - chunk
+
+
+def chunked_test_ranks(
+    context: EvalContext,
+    rows: np.ndarray,
+    featurize_images: Featurizer,
+    spaces_by_row: dict[str, Spaces],
+    chunk: int,
+) -> dict[str, dict[str, np.ndarray]]:
+    """{row name: {"a->b": [num_chunks, chunk] ranks}} of every method's spaces on the test rows, as
+    retrieval.direction_ranks would give them, computed one chunk at a time."""
+    ranks: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in spaces_by_row}
+    for features in chunk_features(context, rows, featurize_images, chunk):
+        for name, spaces in spaces_by_row.items():
+            for space, x, y, directions in spaces:
+                embedded = {x: space.embed_x(features[x]), y: space.embed_y(features[y])}
+                for key, values in retrieval.direction_ranks(embedded, directions, chunk).items():
+                    ranks[name].setdefault(key, []).append(values[0])
+    return {name: {k: np.stack(v) for k, v in by_key.items()} for name, by_key in ranks.items()}
 
 
 def evaluate(context: EvalContext, max_pairs: int = MAX_TRAIN_PAIRS) -> list[Row]:
@@ -117,28 +220,12 @@ def evaluate(context: EvalContext, max_pairs: int = MAX_TRAIN_PAIRS) -> list[Row
     one, else raw pixels; at most `max_pairs` training pairs of each kind are used.
     """
     start = time.perf_counter()
-    config, builder = context.config, context.builder
+    config = context.config
     featurize_images, image_desc = image_featurizer(config, context.workdir, context.mesh)
-    test = context.split("test")
-    rows = triplet_rows(test)
+    rows = triplet_rows(context.split("test"))
     if not len(rows):
         raise ValueError("the test split has no row with an image, a sound and a text")
-    test_features = {
-        "image": featurize_images(test["image"][rows]),
-        "sound": sound_statistics(test["sound"][rows]),
-        "text": mean_word_vector(test["text"][rows], test["text_mask"][rows]),
-    }
-    size = builder.info.splits["train"].num_examples
-    train = input_pipeline.load_split(builder, f"train[:{min(size, 2 * max_pairs)}]", _FEATURES)
-    sound_rows = np.flatnonzero(train["has_image"] & train["has_sound"])[:max_pairs]
-    text_rows = np.flatnonzero(train["has_image"] & train["has_text"])[:max_pairs]
-    if not (len(sound_rows) and len(text_rows)):
-        raise ValueError("the baselines need train rows with image+sound and with image+text")
-    pivot_sound = featurize_images(train["image"][sound_rows])
-    pivot_text = featurize_images(train["image"][text_rows])
-    sounds = sound_statistics(train["sound"][sound_rows])
-    texts = mean_word_vector(train["text"][text_rows], train["text_mask"][text_rows])
-
+    pairs = train_pairs(context, featurize_images, max_pairs)
     chunk = min(config.eval_chunk, len(rows))
     common = {
         "chunk": chunk,
@@ -148,33 +235,25 @@ def evaluate(context: EvalContext, max_pairs: int = MAX_TRAIN_PAIRS) -> list[Row
             "sound": "mean and std over time of the log spectrogram",
             "text": "mean word vector",
         },
-        "train_pairs": {"image_sound": int(len(sound_rows)), "image_text": int(len(text_rows))},
+        "train_pairs": {
+            "image_sound": len(pairs["sound"]["image"]),
+            "image_text": len(pairs["text"]["image"]),
+        },
     }
     noise = np.random.default_rng(config.seed)
-    random_embeddings = {m: noise.standard_normal((len(rows), RANDOM_DIM)) for m in test_features}
+    random_embeddings = {m: noise.standard_normal((len(rows), RANDOM_DIM)) for m in MODALITIES}
     ranks = {"Random": retrieval.direction_ranks(random_embeddings, DIRECTIONS, chunk)}
     results = {
         "Random": {
             "row": "Random",
             "retrieval": retrieval.table_of_ranks(ranks["Random"], RECALL_KS),
             **common,
-            "features": dict.fromkeys(test_features, f"Gaussian noise ({RANDOM_DIM}-d)"),
+            "features": dict.fromkeys(MODALITIES, f"Gaussian noise ({RANDOM_DIM}-d)"),
         }
     }
-    options = {"max_dim": PCA_DIM}
-    for method, name in METHOD_ROWS.items():
-        image_sound = baselines.fit_pair(method, pivot_sound, sounds, **options)
-        image_text = baselines.fit_pair(method, pivot_text, texts, **options)
-        bridge = baselines.fit_bridge(method, pivot_sound, sounds, pivot_text, texts, **options)
-        spaces = (
-            (image_sound, "image", "sound", PAIRED_DIRECTIONS[:2]),
-            (image_text, "image", "text", PAIRED_DIRECTIONS[2:]),
-            (bridge, "sound", "text", UNPAIRED_DIRECTIONS),
-        )
-        ranks[name] = {}
-        for space, x, y, directions in spaces:
-            embedded = {x: space.embed_x(test_features[x]), y: space.embed_y(test_features[y])}
-            ranks[name].update(retrieval.direction_ranks(embedded, directions, chunk))
+    spaces = {name: fit_spaces(method, pairs) for method, name in METHOD_ROWS.items()}
+    ranks.update(chunked_test_ranks(context, rows, featurize_images, spaces, chunk))
+    for name in METHOD_ROWS.values():
         table = retrieval.table_of_ranks(ranks[name], RECALL_KS)
         results[name] = {"row": name, "retrieval": table, **common}
     seconds = time.perf_counter() - start

@@ -1,16 +1,20 @@
 """The evaluation context: what every evaluator reads, each piece loaded or computed once per run.
 
 A context holds the resolved config, the built data set and the mesh, and, on first use, each split's
-arrays (one read per split and run), the student restored from the workdir (or the parameters training
-hands it), its embeddings of each split at each layer, and the teacher. Several contexts over the same
-data set (the demo's runs) share one SplitCache, so a split is read once for all of them.
+per-row metadata (ids, labels, captions, which modalities a row has: read once per split), the student
+restored from the workdir (or the parameters training hands it), its embeddings of each split at each
+layer, and the teacher. Inputs (images, spectrograms, word vectors) are never held for a whole split:
+embeddings are computed from batches read by row index (input_pipeline.eval_batches) as they are
+embedded, and an evaluator that needs inputs reads the rows it names, in batches or as a small subset.
+So memory grows with a split only by its embeddings and metadata. Several contexts over the same data set
+(the demo's runs) share one SplitCache, so a split's metadata is read once for all of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -19,35 +23,53 @@ from absl import logging
 
 from alignment import parallel
 from alignment.streams import MODALITIES
-from data_pipelines import input_pipeline
+from data_pipelines import input_pipeline, records
+from experiments.evaluation.rows import Row
 from experiments.runtime import datasets, restore
-from experiments.runtime.embedding import embed_modality, eval_batch_size
+from experiments.runtime.embedding import (
+    embed_batches,
+    embed_modality,
+    eval_batch_size,
+    modality_features,
+)
 
-SPLIT_FEATURES = (
-    "id", "image", "sound", "text", "text_mask", "caption", "label",
-    "has_image", "has_sound", "has_text",
-)  # fmt: skip
+# What evaluators know of every row of a split; the inputs are read by row index when needed.
+METADATA = ("id", "label", "caption", "has_image", "has_sound", "has_text")
 
 
 class SplitCache:
-    """Each split's arrays (SPLIT_FEATURES; "id" and "caption" decoded to str), read once."""
+    """Each split's METADATA ("id" and "caption" decoded to str), read once; rows read by index."""
 
     def __init__(self, builder):
         self.builder = builder
-        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+        self._metadata: dict[str, dict[str, np.ndarray]] = {}
 
     def has(self, split: str) -> bool:
         return split in self.builder.info.splits
 
     def get(self, split: str) -> dict[str, np.ndarray]:
-        if split not in self._arrays:
+        """{name: [N]} METADATA of every row of the split."""
+        if split not in self._metadata:
             if not self.has(split):
                 raise ValueError(f"the data set has no {split} split")
-            arrays = input_pipeline.load_split(self.builder, split, SPLIT_FEATURES)
+            arrays = records.Records(self.builder, split).read_all(METADATA)
             for name in ("id", "caption"):
                 arrays[name] = np.asarray([s.decode("utf-8") for s in arrays[name]], dtype=str)
-            self._arrays[split] = arrays
-        return self._arrays[split]
+            self._metadata[split] = arrays
+        return self._metadata[split]
+
+    def read(self, split: str, rows: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """{name: [len(rows), ...]} stored features of the given rows of the split (a small subset)."""
+        return records.Records(self.builder, split).read(rows, names)
+
+    def batches(
+        self, split: str, rows: np.ndarray, names: Sequence[str]
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """The features of the given rows, eval_batch_size() at a time, zero-padded with a bool "mask"
+        (input_pipeline.eval_batches), each read when it is asked for."""
+        return input_pipeline.eval_batches(
+            self.builder, split, eval_batch_size(), features=names, rows=rows
+        )
 
 
 @dataclasses.dataclass
@@ -92,12 +114,26 @@ class EvalContext:
         self._embeddings: dict[tuple[str, str, str], np.ndarray] = {}
         # Evaluator-private values computed once per run (e.g. validation's choice of rows).
         self.memo: dict[str, Any] = {}
+        # The rows of the evaluators run before the current one (evaluation.suite.run keeps them), for
+        # evaluators that compare methods.
+        self.rows: list[Row] = []
 
     def split(self, name: str) -> dict[str, np.ndarray]:
+        """{name: [N]} METADATA of every row of split `name`."""
         return self.splits.get(name)
 
     def has_split(self, name: str) -> bool:
         return self.splits.has(name)
+
+    def read(self, split: str, rows: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored features of a few rows of a split (SplitCache.read)."""
+        return self.splits.read(split, rows, names)
+
+    def batches(
+        self, split: str, rows: np.ndarray, names: Sequence[str]
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Stored features of rows of a split, a padded batch at a time (SplitCache.batches)."""
+        return self.splits.batches(split, rows, names)
 
     @property
     def student(self) -> Student:
@@ -132,7 +168,7 @@ class EvalContext:
         layers: Sequence[str],
         progress: str | None = None,
     ) -> dict[str, np.ndarray]:
-        """{layer: [N, D]} of the student for every row of `arrays` (not cached)."""
+        """{layer: [N, D]} of the student for every row of in-memory `arrays` (not cached)."""
         student = self.student
         return embed_modality(
             student.embed_fn,
@@ -144,17 +180,41 @@ class EvalContext:
             progress,
         )
 
+    def embed_rows(
+        self,
+        split: str,
+        rows: np.ndarray,
+        layers: Mapping[str, Sequence[str]],
+        progress: str | None = None,
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """{modality: {layer: [len(rows), D]}} of the student for the given rows of `split` at
+        layers[modality], read and embedded a batch at a time, every modality in one pass (not
+        cached)."""
+        student = self.student
+        return embed_batches(
+            student.embed_fn,
+            student.params,
+            self.batches(split, rows, modality_features(layers)),
+            layers,
+            len(rows),
+            progress,
+        )
+
     def embeddings(
         self, split: str, layers: Sequence[str], modalities: Sequence[str] = MODALITIES
     ) -> dict[str, dict[str, np.ndarray]]:
         """{modality: {layer: [N, D]}} of every row of `split` (rows missing a modality embed zeros),
         computed once per split, modality and layer."""
-        arrays = self.split(split)
-        for m in modalities:
-            missing = [layer for layer in layers if (split, m, layer) not in self._embeddings]
-            if missing:
-                embedded = self.embed(arrays, m, missing, progress=f"embed {split} {m}")
-                for layer, values in embedded.items():
+        missing = {
+            m: [layer for layer in layers if (split, m, layer) not in self._embeddings]
+            for m in modalities
+        }
+        missing = {m: names for m, names in missing.items() if names}
+        if missing:
+            rows = np.arange(len(self.split(split)["id"]))
+            embedded = self.embed_rows(split, rows, missing, progress=f"embed {split}")
+            for m, by_layer in embedded.items():
+                for layer, values in by_layer.items():
                     self._embeddings[(split, m, layer)] = values
         return {
             m: {layer: self._embeddings[(split, m, layer)] for layer in layers} for m in modalities

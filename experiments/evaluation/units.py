@@ -35,15 +35,9 @@ def evaluate(context: EvalContext) -> list[Row]:
     # Units silent on some modality (dead ReLUs) tie on every item: keep them out of the grid.
     alive = np.min([a.std(axis=0) for a in acts.values()], axis=0) > 0
     top = units.most_selective_units(np.where(alive, scores, -1.0), GRID_UNITS)
-    figure = units.unit_grid_figure(
-        [int(u) for u in top],
-        acts,
-        test["image"][rows["image"]],
-        test["sound"][rows["sound"]],
-        list(test["caption"][rows["text"]]),
-        num_items=min(4, k),
-        unit_titles=[f"unit {u}: {names[concepts[u]]} ({scores[u]:.2f})" for u in top],
-    )
+    images, sounds, captions = _grid_inputs(context, rows, [int(u) for u in top], acts, min(4, k))
+    titles = [f"unit {u}: {names[concepts[u]]} ({scores[u]:.2f})" for u in top]
+    figure = units.unit_grid_figure(images, sounds, captions, titles)
     out_dir = paths.as_path(context.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / UNIT_GRID_FILE).open("wb") as f:
@@ -60,3 +54,21 @@ def evaluate(context: EvalContext) -> list[Row]:
         "grid": UNIT_GRID_FILE,
     }
     return [Row(RESULTS, name, {"units": fields})]
+
+
+def _grid_inputs(
+    context: EvalContext,
+    rows: dict[str, np.ndarray],
+    top: list[int],
+    acts: dict[str, np.ndarray],
+    num_items: int,
+) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """(images [U, n, H, W, 3], spectrograms [U, n, T, F], captions [U][n]) of the test items that
+    activate each unit most (acts[m] holds the test rows rows[m]): only these rows are read."""
+    items = {m: rows[m][i] for m, i in units.grid_items(top, acts, num_items).items()}
+    shown = {}
+    for m in ("image", "sound"):
+        values = context.read("test", items[m].ravel(), [m])[m]
+        shown[m] = values.reshape(items[m].shape + values.shape[1:])
+    captions = context.split("test")["caption"][items["text"]]
+    return shown["image"], shown["sound"], captions.tolist()

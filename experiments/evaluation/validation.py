@@ -23,44 +23,50 @@ _MEMO = "validation_items"
 
 
 def validation_items(context: EvalContext) -> dict[str, Any]:
-    """{"split", "arrays": the rows used, "rows": {(a, b): positions in arrays}} (see the module doc)."""
+    """{"split", "rows": the split rows used (ascending), "positions": {(a, b): positions in rows}}
+    (see the module docstring)."""
     split = "validation" if context.has_split("validation") else "test"
-    arrays = context.split(split)
-    rows = {}
+    metadata = context.split(split)
+    chosen = {}
     for a, b in DIRECTIONS:
-        both = np.flatnonzero(arrays[f"has_{a}"] & arrays[f"has_{b}"])[: context.config.eval_items]
+        both = np.flatnonzero(metadata[f"has_{a}"] & metadata[f"has_{b}"])[
+            : context.config.eval_items
+        ]
         if len(both) >= 2:
-            rows[(a, b)] = both
-    if not rows:
+            chosen[(a, b)] = both
+    if not chosen:
         raise ValueError(
             f"the {split} split has no two rows sharing two modalities to validate on: add a "
             "validation.jsonl, or set --config.eval_every=0"
         )
-    keep = np.unique(np.concatenate(list(rows.values())))
+    rows = np.unique(np.concatenate(list(chosen.values())))
     return {
         "split": split,
-        "arrays": {k: v[keep] for k, v in arrays.items()},
-        "rows": {d: np.searchsorted(keep, r) for d, r in rows.items()},
+        "rows": rows,
+        "positions": {d: np.searchsorted(rows, r) for d, r in chosen.items()},
     }
 
 
 def evaluate(context: EvalContext) -> list[Row]:
-    """One VALIDATION row: {"val/<a>_<b>_median_rank" per direction, SELECTION_METRIC, DEAD_UNITS}."""
+    """One VALIDATION row: {"val/<a>_<b>_median_rank" per direction, SELECTION_METRIC, DEAD_UNITS}.
+
+    The chosen rows are read again (by index) at every validation, so training holds none of them."""
     if _MEMO not in context.memo:
         context.memo[_MEMO] = validation_items(context)
     items = context.memo[_MEMO]
     config = context.config
     layer = config.eval_layers[0]
-    arrays = items["arrays"]
-    modalities = sorted({m for direction in items["rows"] for m in direction})
-    reps = {m: context.embed(arrays, m, [layer])[layer] for m in modalities}
+    modalities = sorted({m for direction in items["positions"] for m in direction})
+    embedded = context.embed_rows(items["split"], items["rows"], {m: [layer] for m in modalities})
+    reps = {m: embedded[m][layer] for m in modalities}
     scores = {}
-    for (a, b), rows in items["rows"].items():
-        chunk = min(config.eval_chunk, len(rows))
+    for (a, b), positions in items["positions"].items():
+        chunk = min(config.eval_chunk, len(positions))
         scores[f"val/{a[:3]}_{b[:3]}_median_rank"] = float(
-            retrieval.paper_median_rank(reps[a][rows], reps[b][rows], chunk)
+            retrieval.paper_median_rank(reps[a][positions], reps[b][positions], chunk)
         )
     scores[SELECTION_METRIC] = float(np.mean(list(scores.values())))
-    present = {m: arrays[f"has_{m}"] for m in modalities}
+    metadata = context.split(items["split"])
+    present = {m: metadata[f"has_{m}"][items["rows"]] for m in modalities}
     scores[DEAD_UNITS] = units.dead_unit_fraction(reps, present)
     return [Row(VALIDATION, items["split"], scores)]

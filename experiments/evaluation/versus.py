@@ -2,9 +2,10 @@
 the draw of the test items?
 
 Each trained row (an entry with an "objective") is compared with each linear baseline in every direction
-by alignment.retrieval.median_rank_difference: the difference of their median ranks and its 90% paired
-bootstrap interval. On a few hundred test items two models that both know only the class differ by a
-rank or two by chance (their median is 15.5 +- 0.8 among 30 items of a class); the interval says so.
+by alignment.retrieval.median_rank_difference on their RANKS rows (evaluated before this evaluator): the
+difference of their median ranks and its 90% paired bootstrap interval. On a few hundred test items
+two models that both know only the class differ by a rank or two by chance (their median is 15.5 +- 0.8
+among 30 items of a class); the interval says so.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 import numpy as np
 
 from alignment import retrieval
+from experiments.evaluation.baselines import METHOD_ROWS
+from experiments.evaluation.context import EvalContext
+from experiments.evaluation.rows import RANKS, RESULTS, Row
 
 LEVEL = 0.9
 RESAMPLES = 2000
@@ -62,3 +66,14 @@ def compare(
                 }
             out.setdefault(name, {})[baseline] = cells
     return out
+
+
+def evaluate(context: EvalContext) -> list[Row]:
+    """A RESULTS row {"versus": {baseline: {"a->b": {"difference", "low", "high", "verdict"}}}} for each
+    trained row of the rows evaluated before (context.rows) that has RANKS beside a linear baseline's."""
+    ranks = {row.name: row.fields for row in context.rows if row.table == RANKS}
+    trained = [
+        row.name for row in context.rows if row.table == RESULTS and "objective" in row.fields
+    ]
+    cells = compare(ranks, list(dict.fromkeys(trained)), list(METHOD_ROWS.values()))
+    return [Row(RESULTS, name, {"versus": by_baseline}) for name, by_baseline in cells.items()]

@@ -3,9 +3,9 @@
 write_rows(rows, out_dir) collects the rows into one entry per method (results.json) and the raw-input
 probes (raw_probes.json). An entry is a method's merged fields (evaluation/retrieval.py, baselines.py,
 transfer.py, units.py): "retrieval" ({"query->gallery": {"median_rank", "recall@k"...}}) is required;
-"chunk", "num_pairs", "transfer", "units" and "versus" (a trained row against each baseline) are used
-when present. Rows are listed in the paper's order (Random, Linear Reg., CCA, Normalized CCA, Model
-Transfer, Ranking, Both), any other names after them in the order given.
+"chunk", "num_pairs", "transfer", "units" and "versus" (a trained row against each baseline,
+evaluation/versus.py) are used when present. Rows are listed in the paper's order (Random, Linear Reg.,
+CCA, Normalized CCA, Model Transfer, Ranking, Both), any other names after them in the order given.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from matplotlib.figure import Figure
 
 from data_pipelines import paths
 from experiments.evaluation import versus
-from experiments.evaluation.baselines import METHOD_ROWS
 from experiments.evaluation.raw_probes import RAW_INPUT
 from experiments.evaluation.retrieval import (
     DIRECTIONS,
@@ -29,7 +28,7 @@ from experiments.evaluation.retrieval import (
     RECALL_KS,
     UNPAIRED_DIRECTIONS,
 )
-from experiments.evaluation.rows import RANKS, RAW_PROBES, RESULTS, Row
+from experiments.evaluation.rows import RAW_PROBES, RESULTS, Row
 
 ROW_ORDER = ("Random", "Linear Reg.", "CCA", "Normalized CCA", "Model Transfer", "Ranking", "Both")
 SHORT = {"image": "IMG", "sound": "SND", "text": "TXT"}
@@ -372,22 +371,13 @@ def write_report(
 
 
 def write_rows(rows: Sequence[Row], out_dir: str) -> str:
-    """write_report of the evaluation suite's rows: RESULTS entries by method, the RAW_PROBES entry.
-
-    With RANKS rows, each trained entry (one with an "objective") gains "versus": its median-rank
-    difference from each linear baseline with a paired bootstrap interval (evaluation/versus.py).
-    """
+    """write_report of the evaluation suite's rows: RESULTS rows merged into one entry per method (in
+    the order they first appear), the RAW_PROBES entry; other tables' rows are not written."""
     results: dict[str, dict[str, Any]] = {}
-    ranks: dict[str, Mapping[str, Any]] = {}
     probes: dict[str, Any] | None = None
     for row in rows:
         if row.table == RESULTS:
             results.setdefault(row.name, {}).update(row.fields)
-        elif row.table == RANKS:
-            ranks[row.name] = row.fields
         elif row.table == RAW_PROBES and row.name == RAW_INPUT:
             probes = dict(row.fields)
-    trained = [name for name, entry in results.items() if "objective" in entry]
-    for name, cells in versus.compare(ranks, trained, list(METHOD_ROWS.values())).items():
-        results[name]["versus"] = cells
     return write_report(results, out_dir, probes)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from alignment.retrieval import l2_normalize
 from alignment.streams import MODALITIES
 from data_pipelines import audio, paths, text, vision
 from data_pipelines.builders.features import WORD_VECTORS_FILE, load_dataset_word_vectors
@@ -82,7 +83,8 @@ def query_inputs(
 
 
 class SearchIndex:
-    """A restored checkpoint and the test split, embedded once per modality on first use."""
+    """A restored checkpoint and the test split, embedded once per modality on first use. `test` holds
+    the split's per-row metadata (id, label, caption, has_*); a row's inputs are read when asked for."""
 
     def __init__(self, config: Any, workdir: str):
         self.builder = datasets.open_built(config.data)
@@ -92,6 +94,10 @@ class SearchIndex:
         self.layers = list(self.config.eval_layers)
         self.test = self.context.split("test")
         self.names = self.context.label_names
+
+    def read(self, row: int, names: list[str]) -> dict[str, np.ndarray]:
+        """{name: [1, ...]}: stored features of one test row (a query, or an item to show)."""
+        return self.context.read("test", np.array([row]), names)
 
     def embed(self, arrays: dict[str, np.ndarray], modality: str) -> dict[str, np.ndarray]:
         """{layer: [N, D]} for the [N, ...] inputs of one modality."""
@@ -110,9 +116,9 @@ class SearchIndex:
         if top_k < 1:
             raise ValueError(f"top_k must be positive, got {top_k}")
         layer = self.layers[0]
-        query = _unit(self.embed(inputs, modality)[layer])[0]
+        query = l2_normalize(self.embed(inputs, modality)[layer])[0]
         rows, reps = self.gallery(target)
-        cosines = _unit(reps[layer]) @ query
+        cosines = l2_normalize(reps[layer]) @ query
         order = np.argsort(-cosines, kind="stable")[:top_k]
         return [
             Match(
@@ -144,10 +150,6 @@ class SearchIndex:
 
     def _label(self, label: int) -> str:
         return self.names[label] if 0 <= label < len(self.names) else ""
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def format_matches(matches: list[Match]) -> str:
