@@ -18,6 +18,7 @@ from jax import lax, shard_map
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from alignment import losses
 from alignment.losses import objective
 from alignment.models.network import TriModalNet, init_params
 from alignment.models.text import mean_words
@@ -150,7 +151,7 @@ def make_train_step(
     params and opt_state unchanged and increments nonfinite_count; `step` always advances.
     metrics: the objective's terms and "loss", plus "grad_norm" and "finite" (1.0 or 0.0).
     """
-    needs_teacher_probs = loss_cfg.objective in ("transfer", "both")
+    needs_teacher_probs = losses.needs_teacher_probs(loss_cfg)
 
     def per_device(params, batch, teacher_params, rng):
         device = lax.axis_index(AXIS)

@@ -36,6 +36,7 @@ LOSS = dict(
     uniformity_weight=0.5,  # its sharded value must equal the single-device one too
     words_weight=0.5,  # and so must the caption words' ranking
     same_class_weight=2.0,  # and the ranking with same-class negatives weighed
+    same_class_streams=("image_sound", "image_text"),
     skip_nonfinite=True,
 )
 

@@ -63,8 +63,7 @@ class FeatureSpec:
             audio=audio_cfg,
             text=text.TextConfig.from_config(get("text")),
             num_teacher_classes=num_teacher_classes,
-            # .get: a config saved by an older run lacks the knob.
-            float_storage=str(data_cfg.get("float_storage", "float32")),
+            float_storage=str(get("float_storage")),
         )
 
     def features(self) -> tfds.features.FeaturesDict:

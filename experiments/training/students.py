@@ -10,7 +10,7 @@ from typing import Any
 import jax
 from absl import logging
 
-from alignment import parallel, streams
+from alignment import losses, parallel, streams
 from alignment.models import create_model
 from alignment.train_state import TrainState
 from data_pipelines import augment, input_pipeline
@@ -64,7 +64,7 @@ def _train(config: Any, workdir: str, builder, on_start=None) -> TrainState:
     model = create_model(config.model)
     optimizer = make_optimizer(config.optimizer, config.total_steps)
 
-    needs_teacher = config.loss.objective in ("transfer", "both")
+    needs_teacher = losses.needs_teacher_probs(config.loss)
     has_probs = needs_teacher and _has_teacher_probs(builder)
     teacher_module = teacher_params = None
     if needs_teacher and not has_probs:
