@@ -27,13 +27,15 @@ import tensorflow_datasets as tfds
 from benchmarks import common
 from data_pipelines import input_pipeline
 from data_pipelines.builders.base import STORAGE_FORMAT
-from data_pipelines.builders.features import FeatureSpec
+from data_pipelines.builders.features import FeatureSpec, save_label_names
 
 # One H200: ~990 TFLOP/s dense bf16; the paper step at 40% of it (benchmarks/NOTES.md).
 H200_BF16_FLOPS = 990e12
 TARGET_MFU = 0.4
 # XLA's count for the paper config's train step, 8 image+sound and 8 image+text pairs (train_paper section).
 PAPER_FLOPS_PER_EXAMPLE = 134.6e9 / 16
+# Row i's label is i % CLASSES; no row has a fine label.
+CLASSES = 10
 
 
 @dataclasses.dataclass(eq=False)
@@ -76,14 +78,15 @@ class RandomRows(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # ty
                     "has_image": True,
                     "has_sound": with_sound,
                     "has_text": not with_sound,
-                    "label": i % 10,
+                    "label": i % CLASSES,
                     "fine_label": -1,
                 },
             )
 
 
 def write_rows(data_dir: str, config_name: str, rows: int) -> tuple[str, float]:
-    """(folder of the built data set, stored bytes per row) of `rows` random rows at a config's shapes."""
+    """(folder of the built data set, stored bytes per row) of `rows` random rows at a config's shapes,
+    with their label names (label_names.json), so that the teacher can learn their labels."""
     spec = FeatureSpec.from_config(common.load_config(config_name).data)
     config = _RowsConfig(name=f"{config_name}-{rows}", spec=spec, rows=rows)
     builder = RandomRows(data_dir=data_dir, config=config, file_format=STORAGE_FORMAT)
@@ -91,6 +94,7 @@ def write_rows(data_dir: str, config_name: str, rows: int) -> tuple[str, float]:
         download_config=tfds.download.DownloadConfig(try_download_gcs=False)
     )
     input_pipeline.write_modality_index(builder)
+    save_label_names(os.fspath(builder.data_dir), [f"class-{k}" for k in range(CLASSES)], [])
     stored = sum(
         os.path.getsize(os.path.join(builder.data_dir, name))
         for name in os.listdir(builder.data_dir)
@@ -117,14 +121,14 @@ def _stream(folder: str, batch: int, steps: int, workers: int, warmup: int, host
     elapsed = time.perf_counter() - start
     batches.close()
     return {
-        "peak_rss_bytes": _peak_rss_bytes(),
+        "peak_rss_bytes": peak_rss_bytes(),
         "examples_per_s": steps * 2 * (batch // hosts) / elapsed,
         "steps": steps,
         "workers": workers,
     }
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
     """This process's peak resident set (VmHWM). Not getrusage's ru_maxrss: Linux carries that over
     from the parent across fork and exec, so a worker would report its launcher's peak."""
     if not os.path.exists("/proc/self/status"):  # not Linux: ru_maxrss is the one measure there
@@ -140,18 +144,18 @@ def _command(
             f"--steps={steps}", f"--workers={workers}", f"--host={host}", f"--hosts={hosts}"]  # fmt: skip
 
 
-def _launch(commands: list[list[str]]) -> list[dict[str, Any]]:
-    """Runs the stream workers at once (one process each); their JSON results."""
+def launch(commands: list[list[str]]) -> list[dict[str, Any]]:
+    """Runs the worker commands at once (one process each); the JSON object each prints last."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     running = [
         subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for c in commands
     ]
     results = []
-    for process in running:
+    for command, process in zip(commands, running, strict=True):
         out, err = process.communicate()
         if process.returncode:
-            raise RuntimeError(f"input stream worker failed:\n{err[-2000:]}")
+            raise RuntimeError(f"benchmark worker {' '.join(command[1:])} failed:\n{err[-2000:]}")
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
 
@@ -165,7 +169,7 @@ def measure_memory(
         sizes, peaks, per_row = [rows, factor * rows], [], []
         for n in sizes:
             folder, bytes_per_row = write_rows(scratch, config_name, n)
-            peaks.append(_launch([_command(folder, batch, steps, workers=2)])[0]["peak_rss_bytes"])
+            peaks.append(launch([_command(folder, batch, steps, workers=2)])[0]["peak_rss_bytes"])
             per_row.append(bytes_per_row)
         world_bytes_per_row = write_rows(scratch, "world", 64)[1]
     return {
@@ -192,7 +196,7 @@ def measure_throughput(
     with tempfile.TemporaryDirectory(prefix="shr-input-rate-") as scratch:
         folder, bytes_per_row = write_rows(scratch, config_name, rows)
         global_batch = batch * cores
-        runs = _launch(
+        runs = launch(
             [_command(folder, global_batch, steps, 1, host, cores) for host in range(cores)]
         )
     rate = sum(run["examples_per_s"] for run in runs)

@@ -1,8 +1,9 @@
 """Runs every benchmark (`make bench`), prints a table and writes benchmarks/results/<YYYY-MM-DD>.json.
 
-python -m benchmarks.run                        # everything: about 2.5 minutes on 2 quiet CPU cores
+python -m benchmarks.run                        # everything: about 2.5 minutes on 2 quiet CPU cores,
+                                                #   plus about 5 CPU-minutes for teacher_memory
 python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipeline, eval, scaling, first_step,
-                                                #   input_memory, input_throughput
+                                                #   input_memory, input_throughput, teacher_memory
 
 What each number means: benchmarks/README.md. Targets are reported, never asserted.
 """
@@ -18,17 +19,28 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import common, evaluation, first_step, input_scale, memory, scaling, train_step
+from benchmarks import (
+    common,
+    evaluation,
+    first_step,
+    input_scale,
+    memory,
+    scaling,
+    teacher_memory,
+    train_step,
+)
 from benchmarks import input_pipeline as pipeline_bench
 
 SECTIONS = (
     "matmul", "train", "pipeline", "eval", "scaling", "first_step", "input_memory", "input_throughput",
+    "teacher_memory",
 )  # fmt: skip
 TARGETS = {
     "world_utilization": 0.65,
     "pipeline_headroom": 3.0,
     "input_memory_ratio": 1.3,  # peak RSS growth while the rows grow 10x
     "cores_per_h200": 14,
+    "teacher_memory_ratio": 1.3,  # peak RSS growth of every teacher job while the rows grow 8x
 }
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
 
@@ -90,6 +102,8 @@ def run(sections: tuple[str, ...], repeats: int) -> dict[str, Any]:
     if "input_throughput" in sections:
         _section(results, "input_throughput", input_scale.measure_throughput)
         results["cores_per_h200"] = results["input_throughput"]["cores_per_h200"]
+    if "teacher_memory" in sections:
+        _section(results, "teacher_memory", teacher_memory.measure)
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["targets_met"] = _targets_met(results)
     return results
@@ -100,12 +114,16 @@ def _targets_met(results: dict[str, Any]) -> dict[str, bool | None]:
     headroom = results.get("pipeline", {}).get("headroom_vs_train_world")
     memory = results.get("input_memory", {}).get("rss_ratio")
     cores = results.get("cores_per_h200")
+    teacher = results.get("teacher_memory", {}).get("max_rss_ratio")
     return {
         "world_utilization": None if world is None else world >= TARGETS["world_utilization"],
         "pipeline_headroom": None if headroom is None else headroom >= TARGETS["pipeline_headroom"],
         "paper_h200_mfu": None,  # measured by benchmarks/accelerator.sh on a GPU
         "input_memory_ratio": None if memory is None else memory <= TARGETS["input_memory_ratio"],
         "cores_per_h200": None if cores is None else cores <= TARGETS["cores_per_h200"],
+        "teacher_memory_ratio": (
+            None if teacher is None else teacher <= TARGETS["teacher_memory_ratio"]
+        ),
     }
 
 
@@ -175,6 +193,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"input examples/s per core ({t['config']} shapes, {t['cores']} cores)",
                      f"{t['examples_per_s_per_core']:.0f} ({t['input_bytes_per_s_per_core'] / 1e6:.0f} MB/s)"))  # fmt: skip
         rows.append(("cores one H200 needs", t["derivation"]))
+    if "teacher_memory" in results:
+        m = results["teacher_memory"]
+        for job, peaks in m["peak_rss_bytes"].items():
+            rows.append((f"teacher {job} peak RSS, {m['rows'][0]} / {m['rows'][1]} rows ({m['config']} image shape)",
+                         " / ".join(f"{b / 2**20:.0f}" for b in peaks)
+                         + f" MiB ({m['rss_ratio'][job]:.2f}x for {m['rows_ratio']}x rows)"))  # fmt: skip
     for target, met in results["targets_met"].items():
         rows.append((f"target {target}", {True: "met", False: "MISSED", None: "not measured"}[met]))
     rows.append(("load average at end", _fmt_load(results["machine"]["load_average_end"])))
