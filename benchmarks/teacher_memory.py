@@ -1,10 +1,10 @@
 """The image teacher's host memory against data set size, at the paper config's image shape.
 
 Data sets of N and FACTOR * N random rows at the paper config's stored shapes (227x227x3 frames;
-benchmarks/input_scale.py's RandomRows, labelled with its CLASSES label names) are written into a scratch
-folder; each job of JOBS then runs on each data set in a fresh process, so that its peak RSS (VmHWM) is
-its own. The paper config's teacher (torchvision's AlexNet layout, 1000 classes) is trained from scratch here
-(teacher.source="train") for a few small steps.
+benchmarks/input_scale.py's RandomRows, labelled with its CLASSES label names) are written into a
+scratch folder; each job of JOBS then runs on each data set in a fresh process, so that its peak RSS
+(VmHWM) is its own. The paper config's teacher (torchvision's AlexNet layout, 1000 classes) is
+trained from scratch here (teacher.source="train") for a few small steps.
 
 python -m benchmarks.teacher_memory --job=train --data_dir=DIR --workdir=DIR  # one job: a JSON line
 """
@@ -36,8 +36,8 @@ TRAIN_BATCH = 8
 
 
 def teacher_config(steps: int = TRAIN_STEPS, batch: int = TRAIN_BATCH) -> Any:
-    """The paper config with its teacher trained from scratch for `steps` steps of `batch` images (the
-    jobs get the data set as a builder, so config.data does not point at it)."""
+    """The paper config with its teacher trained from scratch for `steps` steps of `batch` images
+    (the jobs get the data set as a builder, so config.data does not point at it)."""
     overrides = {
         "teacher.source": "train",
         "teacher.total_steps": steps,
@@ -52,8 +52,8 @@ def _train(config: Any, builder: tfds.core.DatasetBuilder, workdir: str, mesh: A
 
 
 def _precompute(config: Any, builder: tfds.core.DatasetBuilder, workdir: str, mesh: Any) -> None:
-    """precompute_teacher_probs over the train split, with fresh parameters: the memory of writing the
-    probabilities does not depend on what the teacher learned."""
+    """precompute_teacher_probs over the train split, with fresh parameters: the memory of writing
+    the probabilities does not depend on what the teacher learned."""
     del workdir
     module = create_teacher(config.teacher)
     params = module.init(jax.random.PRNGKey(config.seed), module.example_inputs())["params"]
@@ -62,8 +62,8 @@ def _precompute(config: Any, builder: tfds.core.DatasetBuilder, workdir: str, me
 
 
 # The measured jobs: name -> job(config, builder of the scratch data set, workdir, mesh). Each is
-# measured on both data sets and gets its own entry in the results; `evaluate` over a test split of N
-# and FACTOR * N rows is to be one more entry here (with a test split in RandomRows, which writes
+# measured on both data sets and gets its own entry in the results; `evaluate` over a test split of
+# N and FACTOR * N rows is to be one more entry here (with a test split in RandomRows, which writes
 # only a train split).
 JOBS: dict[str, Callable[[Any, tfds.core.DatasetBuilder, str, Any], None]] = {
     "train": _train,
@@ -81,15 +81,16 @@ def _run_job(job: str, data_dir: str, workdir: str, steps: int, batch: int) -> d
 
 
 def _command(job: str, data_dir: str, workdir: str, steps: int, batch: int) -> list[str]:
-    return [sys.executable, "-m", "benchmarks.teacher_memory", f"--job={job}", f"--data_dir={data_dir}",
-            f"--workdir={workdir}", f"--steps={steps}", f"--batch={batch}"]  # fmt: skip
+    return [sys.executable, "-m", "benchmarks.teacher_memory", f"--job={job}",
+            f"--data_dir={data_dir}", f"--workdir={workdir}", f"--steps={steps}",
+            f"--batch={batch}"]  # fmt: skip
 
 
 def measure(
     rows: int = ROWS, factor: int = FACTOR, steps: int = TRAIN_STEPS, batch: int = TRAIN_BATCH
 ) -> dict[str, Any]:
     """Peak RSS of every job of JOBS over data sets of `rows` and `factor * rows` image rows at the
-    paper config's shapes, one fresh process per job and size; each job's ratio should stay near 1."""
+    paper config's shapes, one fresh process per job and size; every ratio should stay near 1."""
     sizes = [rows, factor * rows]
     peaks: dict[str, list[int]] = {job: [] for job in JOBS}
     seconds: dict[str, list[float]] = {job: [] for job in JOBS}
