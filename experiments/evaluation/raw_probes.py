@@ -11,9 +11,10 @@ L2_GRID on a held-out fifth of the training rows before the final fit on all of 
 that aligns concepts should classify far above these numbers; a world whose raw inputs already name the
 concept linearly would make the network's accuracy meaningless.
 
-Memory: a probe is fit on at most MAX_TRAIN_ROWS labeled validation rows of its modality (the first
-ones), held as raw features while it is fit; the test rows are read and scored a batch at a time, so
-what grows with the test split is its metadata alone.
+Memory: a probe is fit on the first labeled validation rows of its modality whose float64 features fit
+in MAX_TRAIN_BYTES (every row of the bundled world's splits; about 430 frames of 227 x 227), held while
+it is fit; the test rows are read and scored a batch at a time, so what grows with the test split is its
+metadata alone.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from experiments.runtime.embedding import eval_batch_size
 RAW_INPUT = "raw input"
 L2_GRID = (1e-4, 1e-2, 1.0)
 HOLDOUT_FRACTION = 0.2
-# Labeled validation rows per modality a probe is fit on: a bound on the raw inputs held at once.
-MAX_TRAIN_ROWS = 5000
+# The float64 training features a probe is fit on, at most: a bound on the raw inputs held at once.
+MAX_TRAIN_BYTES = 512 << 20
 TRAIN_SPLIT, TEST_SPLIT = "validation", "test"
 
 
@@ -163,8 +164,8 @@ def probe_accuracy(
 def raw_input_probes(
     context: EvalContext, train_split: str = TRAIN_SPLIT, test_split: str = TEST_SPLIT
 ) -> dict[str, Any]:
-    """Raw-input probe accuracies, fit on the labeled rows of `train_split` (at most MAX_TRAIN_ROWS
-    of each modality) and tested on every labeled row of `test_split`, read a batch at a time.
+    """Raw-input probe accuracies, fit on the labeled rows of `train_split` (as many of each modality
+    as MAX_TRAIN_BYTES holds) and tested on every labeled row of `test_split`, read a batch at a time.
 
     Returns:
       {"accuracy": {modality: top-1}, "l2": {modality: penalty}, "num_train": {modality: N},
@@ -178,9 +179,11 @@ def raw_input_probes(
         raise NoProbeRows(
             "raw-input probes need labeled validation and test rows of every modality"
         )
-    rows["train"] = {m: r[:MAX_TRAIN_ROWS] for m, r in rows["train"].items()}
     words = sorted({w for c in train["caption"][rows["train"]["text"]] for w in str(c).split()})
     vocabulary = {w: i for i, w in enumerate(words)}
+    for m, r in rows["train"].items():
+        width = len(vocabulary) if m == "text" else np.prod(context.builder.info.features[m].shape)
+        rows["train"][m] = r[: max(1, MAX_TRAIN_BYTES // (8 * int(width)))]
     num_classes = int(max(train["label"].max(), test["label"].max())) + 1
     result: dict[str, Any] = {"accuracy": {}, "l2": {}, "num_train": {}, "num_test": {}}
     for m in MODALITIES:
