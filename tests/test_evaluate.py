@@ -10,6 +10,7 @@ import pytest
 from alignment import retrieval
 from alignment.streams import MODALITIES
 from data_pipelines import records
+from experiments.configs import tiny
 from experiments.evaluation import baselines, suite
 from experiments.evaluation.context import METADATA, EvalContext, triplet_rows
 from experiments.evaluation.retrieval import DIRECTIONS
@@ -269,3 +270,9 @@ def test_write_tables_lists_every_row_in_paper_order(tmp_path):
     assert "| Both | 7.5 | 7.5 | 135.0 | 140.5 |" in markdown
     assert "| IMG | 50.0 | 25.0 | 12.5 |" in markdown.split("## Table 3")[1]
     assert "| My variant | 10 / 30 / 50 |" in markdown
+
+
+def test_the_demo_runs_per_run_evaluators_for_each_run_and_the_others_once():
+    names = tiny.get_config().evals.test
+    assert suite.per_run(names) == ["retrieval", "transfer", "units"]
+    assert suite.once(names) == ["baselines", "raw_probes", "versus"]

@@ -16,7 +16,6 @@ def evaluate_run(config: Any, workdir: str) -> str:
     """Runs config.evals.test on `workdir`'s student (runtime.restore.student_dir) and writes
     <workdir>/eval/* (results.json, raw_probes.json, tables.md, median_ranks.png, units.png); returns
     the markdown. Memory grows with the test split only by its embeddings and per-row metadata."""
-    suite.check_config(config)
     context = EvalContext(config, datasets.open_built(config.data), workdir)
     return tables.write_rows(suite.evaluate(context), context.out_dir)
 
