@@ -56,6 +56,7 @@ def train(config: Any, workdir: str, config_file: str | None = None) -> TrainSta
     builder = datasets.open_built(config.data)
     resolved = datasets.resolve_config(config, builder)
     check_config(resolved)
+    suite.check_config(resolved)
     return _train(resolved, workdir, builder, lambda: run_config.save(workdir, config, config_file))
 
 
@@ -142,8 +143,7 @@ def _validator(config: Any, builder, workdir: str, model, mesh):
 
     def validate(state: TrainState, step: int) -> dict[str, float]:
         evaluation.use_params(model, state.params, step, embed_fn)
-        (row,) = suite.run(evaluation, ["validation"])
-        scores = dict(row.fields)
+        scores = suite.validate(evaluation)
         if scores[validation.DEAD_UNITS] > DEAD_UNITS_WARNING:
             logging.warning(
                 "%.0f%% of the %s units are never active on the validation items: the "

@@ -20,6 +20,11 @@ from experiments.runtime import datasets, restore
 from experiments.training import students, teacher
 
 OBJECTIVES = (("transfer", "Model Transfer"), ("ranking", "Ranking"), ("both", "Both"))
+STAGE_NAMES = {
+    "baselines": "baselines: linear regression, CCA, normalized CCA",
+    "raw_probes": "linear probes on raw pixels, spectrograms and bags of words",
+    "versus": "each run against the baselines (paired bootstrap)",
+}
 
 
 class Stages:
@@ -56,7 +61,9 @@ def run_demo(config, workdir: str, config_file: str | None = None) -> str:
     """Runs every stage; returns the markdown tables (also in <workdir>/report.md). Each student run
     records `config_file` in its config.json, so evaluate and retrieve work from its workdir alone."""
     start = time.perf_counter()
-    stages = Stages(total=3 + 2 * len(OBJECTIVES) + 3)
+    suite.check_config(config)
+    names = config.evals.test
+    stages = Stages(total=3 + 2 * len(OBJECTIVES) + len(suite.once(names)) + 1)
     mesh = parallel.make_mesh()
     builder = stages.run("build the world data set (cached)", datasets.build, config.data)
 
@@ -91,18 +98,13 @@ def run_demo(config, workdir: str, config_file: str | None = None) -> str:
         run_config = _with_objective(config, objective, teacher_dir)
         stages.run(f"train the students: {name}", students.train, run_config, run_dir, config_file)
         context = EvalContext(run_config, builder, run_dir, splits=splits, mesh=mesh)
-        rows += stages.run(f"evaluate {name}", suite.run, context, suite.TRAINED)
+        rows += stages.run(f"evaluate {name}", suite.run, context, suite.per_run(names))
 
+    # The evaluators of the data set itself, and the comparisons of the rows before them (versus).
     context = EvalContext(config, builder, workdir, splits=splits, mesh=mesh)
-    rows += stages.run(
-        "baselines: linear regression, CCA, normalized CCA", suite.run, context, ["baselines"]
-    )
-    rows += stages.run(
-        "linear probes on raw pixels, spectrograms and bags of words",
-        suite.run,
-        context,
-        ["raw_probes"],
-    )
+    for evaluator in suite.once(names):
+        stage = STAGE_NAMES.get(evaluator, evaluator)
+        rows += stages.run(stage, suite.run, context, [evaluator], rows)
     markdown = stages.run(
         "write the report",
         demo_report.write_report,
