@@ -7,6 +7,7 @@ import atexit
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,65 @@ def run_module(module: str, *args: str, devices: int = 8, timeout: int = 300):
         text=True,
         timeout=timeout,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Job:
+    """`python -m module *flags` as one process of 8 fake devices, or as the `processes` processes of
+    one distributed job (gloo collectives over localhost, 8 / processes devices each); each output in
+    the file <log_prefix>.process<i>.log."""
+
+    def __init__(self, module: str, flags: list[str], log_prefix: str, processes: int = 1):
+        if processes > 1:
+            flags = [
+                *flags,
+                "--distributed",
+                "--cpu_collectives",
+                f"--coordinator_address=127.0.0.1:{free_port()}",
+                f"--num_processes={processes}",
+            ]
+        self.logs = [f"{log_prefix}.process{i}.log" for i in range(processes)]
+        self.procs = []
+        for i, log in enumerate(self.logs):
+            rank = [f"--process_id={i}"] if processes > 1 else []
+            with open(log, "w") as out:  # the child keeps its own descriptor
+                self.procs.append(
+                    subprocess.Popen(
+                        python_module(module, *flags, *rank),
+                        cwd=ROOT,
+                        env=subprocess_env(devices=8 // processes),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+
+    def outputs(self) -> list[str]:
+        result = []
+        for log in self.logs:
+            with open(log) as f:
+                result.append(f.read())
+        return result
+
+    def finish(self, timeout: int = 300) -> list[tuple[int, str, int]]:
+        """Waits for every process to end (killing what is left after `timeout` s); (returncode,
+        output, pid) of each."""
+        try:
+            for proc in self.procs:
+                proc.wait(timeout=timeout)
+        finally:
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        return [
+            (proc.returncode, output, proc.pid)
+            for proc, output in zip(self.procs, self.outputs(), strict=True)
+        ]
 
 
 def restore_params(workdir: str, config, devices=None, step: int | None = None):

@@ -9,8 +9,6 @@ import os
 import random
 import re
 import signal
-import socket
-import subprocess
 import time
 
 import numpy as np
@@ -26,67 +24,20 @@ TIMEOUT = 300
 PREEMPT_STEPS = 40
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _TwoHosts:
+def _two_hosts(tiny_world, workdir: str, label: str = "run", **overrides) -> helpers.Job:
     """`python -m experiments.train` as processes 0 and 1 of one job, each output in a file."""
-
-    def __init__(self, tiny_world, workdir: str, label: str = "run", **overrides):
-        port = _free_port()
-        args = [
-            *helpers.config_flags(*tiny_world, **{**helpers.RESUME_OVERRIDES, **overrides}),
-            f"--workdir={workdir}",
-            "--distributed",
-            "--cpu_collectives",
-            f"--coordinator_address=127.0.0.1:{port}",
-            "--num_processes=2",
-        ]
-        self.logs = [f"{workdir}.{label}.process{i}.log" for i in range(2)]
-        self.procs = []
-        for i, log in enumerate(self.logs):
-            with open(log, "w") as out:  # the child keeps its own descriptor
-                self.procs.append(
-                    subprocess.Popen(
-                        helpers.python_module("experiments.train", *args, f"--process_id={i}"),
-                        cwd=helpers.ROOT,
-                        env=helpers.subprocess_env(devices=4),
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-
-    def outputs(self) -> list[str]:
-        result = []
-        for log in self.logs:
-            with open(log) as f:
-                result.append(f.read())
-        return result
-
-    def finish(self) -> list[tuple[int, str, int]]:
-        """Waits for both to end; (returncode, output, pid) of each."""
-        try:
-            for proc in self.procs:
-                proc.wait(timeout=TIMEOUT)
-        finally:
-            for proc in self.procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        return [
-            (proc.returncode, output, proc.pid)
-            for proc, output in zip(self.procs, self.outputs(), strict=True)
-        ]
+    flags = [
+        *helpers.config_flags(*tiny_world, **{**helpers.RESUME_OVERRIDES, **overrides}),
+        f"--workdir={workdir}",
+    ]
+    return helpers.Job("experiments.train", flags, f"{workdir}.{label}", processes=2)
 
 
 def _train_on_two_hosts(
     tiny_world, workdir: str, label: str = "run", **overrides
 ) -> list[tuple[int, str, int]]:
     """Runs the two processes to the end; returns (returncode, output, pid) of each."""
-    return _TwoHosts(tiny_world, workdir, label, **overrides).finish()
+    return _two_hosts(tiny_world, workdir, label, **overrides).finish(TIMEOUT)
 
 
 def test_two_processes_train_like_one_with_all_devices(tiny_world, tmp_path, tmp_path_factory):
@@ -125,7 +76,7 @@ def test_two_processes_train_like_one_with_all_devices(tiny_world, tmp_path, tmp
     np.testing.assert_allclose([losses[5], losses[10]], [expected[5], expected[10]], rtol=1e-6)
 
 
-def _wait_for_checkpoint(job: _TwoHosts, workdir: str, step: int) -> None:
+def _wait_for_checkpoint(job: helpers.Job, workdir: str, step: int) -> None:
     """Blocks until the complete checkpoint of `step` appears (orbax renames it into place when done)."""
     deadline = time.monotonic() + TIMEOUT
     while not os.path.isdir(os.path.join(workdir, "checkpoints", str(step))):
@@ -152,7 +103,7 @@ def test_sigterm_to_one_process_saves_both_at_one_step_and_rerun_matches(tiny_wo
         assert code == 0, f"process {i} exited {code}:\n{output[-4000:]}"
 
     workdir = str(tmp_path / "preempted")
-    job = _TwoHosts(tiny_world, workdir, "preempted", total_steps=PREEMPT_STEPS)
+    job = _two_hosts(tiny_world, workdir, "preempted", total_steps=PREEMPT_STEPS)
     _wait_for_checkpoint(job, workdir, 5)
     time.sleep(random.Random(2468).uniform(0.0, 0.4))
     # Process 1 alone is told: the notice must reach process 0 (which holds the lock and reports)

@@ -7,8 +7,6 @@ import os
 import random
 import re
 import signal
-import socket
-import subprocess
 import time
 
 import jax
@@ -28,84 +26,38 @@ TIMEOUT = 300
 STEPS = 40
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Job:
+def _job(tiny_world, workdir: str, label: str, processes: int) -> helpers.Job:
     """`python -m experiments.train_teacher` as one process of 8 devices or two of 4."""
+    overrides = {
+        "teacher.source": "train",
+        "teacher.total_steps": STEPS,
+        "checkpoint_every": 5,
+        "log_every": 5,
+        "keep_checkpoints": 20,
+    }
+    flags = [*helpers.config_flags(*tiny_world, **overrides), f"--workdir={workdir}"]
+    return helpers.Job("experiments.train_teacher", flags, f"{workdir}.{label}", processes)
 
-    def __init__(self, tiny_world, workdir: str, label: str, processes: int):
-        flags = [
-            *helpers.config_flags(
-                *tiny_world,
-                **{
-                    "teacher.source": "train",
-                    "teacher.total_steps": STEPS,
-                    "checkpoint_every": 5,
-                    "log_every": 5,
-                    "keep_checkpoints": 20,
-                },
-            ),
-            f"--workdir={workdir}",
-        ]
-        if processes > 1:
-            flags += [
-                "--distributed",
-                "--cpu_collectives",
-                f"--coordinator_address=127.0.0.1:{_free_port()}",
-                f"--num_processes={processes}",
-            ]
-        self.logs = [f"{workdir}.{label}.{i}.log" for i in range(processes)]
-        self.procs = []
-        for i, log in enumerate(self.logs):
-            extra = [f"--process_id={i}"] if processes > 1 else []
-            with open(log, "w") as out:  # the child keeps its own descriptor
-                self.procs.append(
-                    subprocess.Popen(
-                        helpers.python_module("experiments.train_teacher", *flags, *extra),
-                        cwd=helpers.ROOT,
-                        env=helpers.subprocess_env(devices=8 // processes),
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
 
-    def outputs(self) -> list[str]:
-        result = []
-        for log in self.logs:
-            with open(log) as f:
-                result.append(f.read())
-        return result
+def _outputs(job: helpers.Job) -> list[str]:
+    """Waits for every process; their outputs, once each has exited 0."""
+    results = job.finish(TIMEOUT)
+    for i, (code, output, _) in enumerate(results):
+        assert code == 0, f"process {i} exited {code}:\n{output[-4000:]}"
+    return [output for _, output, _ in results]
 
-    def finish(self) -> list[str]:
-        """Waits for every process to exit 0; their outputs."""
-        try:
-            for proc in self.procs:
-                proc.wait(timeout=TIMEOUT)
-        finally:
-            for proc in self.procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        outputs = self.outputs()
-        for i, (proc, output) in enumerate(zip(self.procs, outputs, strict=True)):
-            assert proc.returncode == 0, f"process {i} exited {proc.returncode}:\n{output[-4000:]}"
-        return outputs
 
-    def wait_for_checkpoint(self, workdir: str, step: int) -> None:
-        """Blocks until the teacher's complete checkpoint of `step` appears."""
-        directory = os.path.join(
-            workdir, restore.TEACHER_TRAINING_SUBDIR, restore.CHECKPOINT_SUBDIR, str(step)
-        )
-        deadline = time.monotonic() + TIMEOUT
-        while not os.path.isdir(directory):
-            if any(p.poll() is not None for p in self.procs) or time.monotonic() > deadline:
-                self.finish()
-                pytest.fail(f"no checkpoint of step {step}:\n" + "\n".join(self.outputs())[-4000:])
-            time.sleep(0.02)
+def _wait_for_checkpoint(job: helpers.Job, workdir: str, step: int) -> None:
+    """Blocks until the teacher's complete checkpoint of `step` appears."""
+    directory = os.path.join(
+        workdir, restore.TEACHER_TRAINING_SUBDIR, restore.CHECKPOINT_SUBDIR, str(step)
+    )
+    deadline = time.monotonic() + TIMEOUT
+    while not os.path.isdir(directory):
+        if any(p.poll() is not None for p in job.procs) or time.monotonic() > deadline:
+            job.finish(TIMEOUT)
+            pytest.fail(f"no checkpoint of step {step}:\n" + "\n".join(job.outputs())[-4000:])
+        time.sleep(0.02)
 
 
 def _teacher_params(tiny_world, workdir: str):
@@ -119,19 +71,19 @@ def _teacher_params(tiny_world, workdir: str):
 @pytest.mark.parametrize("processes", [1, 2])
 def test_sigterm_then_rerun_ends_with_the_uninterrupted_teacher(tiny_world, tmp_path, processes):
     uninterrupted = str(tmp_path / "uninterrupted")
-    output = _Job(tiny_world, uninterrupted, "run", processes).finish()[0]
+    output = _outputs(_job(tiny_world, uninterrupted, "run", processes))[0]
     assert f"teacher {STEPS}/{STEPS}" in output
 
     workdir = str(tmp_path / "preempted")
-    job = _Job(tiny_world, workdir, "preempted", processes)
+    job = _job(tiny_world, workdir, "preempted", processes)
     moments = random.Random(97 + processes)
-    job.wait_for_checkpoint(workdir, moments.choice([5, 10]))
+    _wait_for_checkpoint(job, workdir, moments.choice([5, 10]))
     time.sleep(moments.uniform(0.0, 0.3))
     assert all(p.poll() is None for p in job.procs), "the run ended before the SIGTERM"
     # With two processes, the last one alone is told: the notice reaches the other through JAX.
     job.procs[-1].send_signal(signal.SIGTERM)
     steps = set()
-    for output in job.finish():
+    for output in _outputs(job):
         match = re.search(
             r"teacher: preempted \((SIGTERM|preemption notice)\) at step (\d+)", output
         )
@@ -141,7 +93,7 @@ def test_sigterm_then_rerun_ends_with_the_uninterrupted_teacher(tiny_world, tmp_
     assert 5 <= step < STEPS
     assert not os.path.isdir(os.path.join(workdir, restore.TEACHER_SUBDIR))
 
-    output = _Job(tiny_world, workdir, "rerun", processes).finish()[0]
+    output = _outputs(_job(tiny_world, workdir, "rerun", processes))[0]
     assert f"teacher: resumed from step {step}" in output
     helpers.assert_trees_equal(
         _teacher_params(tiny_world, workdir), _teacher_params(tiny_world, uninterrupted)
