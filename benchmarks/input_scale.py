@@ -3,8 +3,9 @@ cores one H200 would need to be fed at the paper config's shapes.
 
 Data sets of random rows at a config's stored shapes (image uint8 [S,S,3], sound float32 [T,F], text
 float32 [L,D], stored as the builders store them: ArrayRecord, one row per example, half image+sound, half
-image+text) are written once into a scratch folder; each measurement streams data_pipelines.input_pipeline
-.train_batches in a fresh process, so its peak RSS is the stream's alone.
+image+text; other splits of image+sound+text rows on request, for evaluation) are written once into a
+scratch folder; each measurement streams data_pipelines.input_pipeline.train_batches in a fresh process,
+so its peak RSS is the stream's alone.
 
 python -m benchmarks.input_scale --data_dir=DIR --batch=8 --steps=64 --workers=2  # one stream: a JSON line
 """
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -42,10 +44,14 @@ CLASSES = 10
 class _RowsConfig(tfds.core.BuilderConfig):
     spec: FeatureSpec = dataclasses.field(default_factory=FeatureSpec)
     rows: int = 0
+    # Splits besides train (name -> rows) whose every row holds an image, a sound and a text: the
+    # triplets evaluation ranks and probes.
+    triplets: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class RandomRows(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # type: ignore[call-arg]
-    """`rows` train rows of random content at `spec`'s shapes."""
+    """`rows` train rows of random content at `spec`'s shapes (image+sound and image+text in turn),
+    and a split of triplets for each entry of `triplets`."""
 
     VERSION = tfds.core.Version("1.0.0")
 
@@ -54,14 +60,21 @@ class RandomRows(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # ty
 
     def _split_generators(self, dl_manager: Any) -> dict[str, Any]:
         del dl_manager
-        return {"train": self._generate_examples()}
+        config = self.builder_config
+        splits = {"train": self._generate_examples(config.rows, seed=0, triplets=False)}
+        # Seeds 1, 2, ...: the other splits draw rows of their own, and the train rows stay those of a
+        # data set without them.
+        for seed, (name, rows) in enumerate(config.triplets.items(), start=1):
+            splits[name] = self._generate_examples(rows, seed, triplets=True)
+        return splits
 
-    def _generate_examples(self):
+    def _generate_examples(self, rows: int, seed: int, triplets: bool):
         spec = self.builder_config.spec
         size, (steps, bins), (words, dim) = spec.image_size, spec.audio.shape, spec.text.shape
-        rng = np.random.default_rng(0)
-        for i in range(self.builder_config.rows):
-            with_sound = i % 2 == 0
+        rng = np.random.default_rng(seed)
+        for i in range(rows):
+            with_sound = triplets or i % 2 == 0
+            with_text = triplets or not with_sound
             yield (
                 f"row-{i:07d}",
                 {
@@ -71,24 +84,29 @@ class RandomRows(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # ty
                         spec.float_storage
                     ),
                     "text": (
-                        rng.standard_normal((words, dim), dtype=np.float32) * (not with_sound)
+                        rng.standard_normal((words, dim), dtype=np.float32) * with_text
                     ).astype(spec.float_storage),
-                    "text_mask": np.full(words, not with_sound),
-                    "caption": "" if with_sound else "random words",
+                    "text_mask": np.full(words, with_text),
+                    "caption": "random words" if with_text else "",
                     "has_image": True,
                     "has_sound": with_sound,
-                    "has_text": not with_sound,
+                    "has_text": with_text,
                     "label": i % CLASSES,
                     "fine_label": -1,
                 },
             )
 
 
-def write_rows(data_dir: str, config_name: str, rows: int) -> tuple[str, float]:
-    """(folder of the built data set, stored bytes per row) of `rows` random rows at a config's shapes,
-    with their label names (label_names.json), so that the teacher can learn their labels."""
+def write_rows(
+    data_dir: str, config_name: str, rows: int, triplets: Mapping[str, int] | None = None
+) -> tuple[str, float]:
+    """(folder of the built data set, stored bytes per row) of `rows` random train rows at a config's
+    shapes and, for each `triplets` entry (split name -> rows), a split of image+sound+text rows, with
+    their label names (label_names.json), so that the teacher can learn their labels."""
+    triplets = dict(triplets or {})
     spec = FeatureSpec.from_config(common.load_config(config_name).data)
-    config = _RowsConfig(name=f"{config_name}-{rows}", spec=spec, rows=rows)
+    name = "-".join([config_name, str(rows), *(f"{split}{n}" for split, n in triplets.items())])
+    config = _RowsConfig(name=name, spec=spec, rows=rows, triplets=triplets)
     builder = RandomRows(data_dir=data_dir, config=config, file_format=STORAGE_FORMAT)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False)
@@ -100,7 +118,7 @@ def write_rows(data_dir: str, config_name: str, rows: int) -> tuple[str, float]:
         for name in os.listdir(builder.data_dir)
         if STORAGE_FORMAT in name
     )
-    return os.fspath(builder.data_dir), stored / rows
+    return os.fspath(builder.data_dir), stored / (rows + sum(triplets.values()))
 
 
 def _float_storage(config_name: str) -> str:

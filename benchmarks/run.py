@@ -1,9 +1,10 @@
 """Runs every benchmark (`make bench`), prints a table and writes benchmarks/results/<YYYY-MM-DD>.json.
 
 python -m benchmarks.run                        # everything: about 2.5 minutes on 2 quiet CPU cores,
-                                                #   plus about 5 CPU-minutes for teacher_memory
+                                                #   plus about 30 wall-minutes for teacher_memory on 2 busy ones
 python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipeline, eval, scaling, first_step,
                                                 #   input_memory, input_throughput, teacher_memory
+python -m benchmarks.run --only=teacher_memory --teacher_memory_jobs=evaluate  # some of its JOBS
 
 What each number means: benchmarks/README.md. Targets are reported, never asserted.
 """
@@ -40,7 +41,7 @@ TARGETS = {
     "pipeline_headroom": 3.0,
     "input_memory_ratio": 1.3,  # peak RSS growth while the rows grow 10x
     "cores_per_h200": 14,
-    "teacher_memory_ratio": 1.3,  # peak RSS growth of every teacher job while the rows grow 8x
+    "teacher_memory_ratio": 1.3,  # peak RSS growth of every teacher_memory job while the rows grow 8x
 }
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
 
@@ -55,7 +56,11 @@ def _section(results: dict[str, Any], name: str, fn: Callable[[], Any]) -> None:
     results[name]["_wall_s"] = time.perf_counter() - start
 
 
-def run(sections: tuple[str, ...], repeats: int) -> dict[str, Any]:
+def run(
+    sections: tuple[str, ...],
+    repeats: int,
+    teacher_jobs: tuple[str, ...] = tuple(teacher_memory.JOBS),
+) -> dict[str, Any]:
     results: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "machine": common.machine(),
@@ -103,7 +108,7 @@ def run(sections: tuple[str, ...], repeats: int) -> dict[str, Any]:
         _section(results, "input_throughput", input_scale.measure_throughput)
         results["cores_per_h200"] = results["input_throughput"]["cores_per_h200"]
     if "teacher_memory" in sections:
-        _section(results, "teacher_memory", teacher_memory.measure)
+        _section(results, "teacher_memory", lambda: teacher_memory.measure(jobs=teacher_jobs))
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["targets_met"] = _targets_met(results)
     return results
@@ -196,7 +201,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     if "teacher_memory" in results:
         m = results["teacher_memory"]
         for job, peaks in m["peak_rss_bytes"].items():
-            rows.append((f"teacher {job} peak RSS, {m['rows'][0]} / {m['rows'][1]} rows ({m['config']} image shape)",
+            rows.append((f"teacher_memory {job} peak RSS, {m['rows'][0]} / {m['rows'][1]} rows ({m['config']} image shape)",
                          " / ".join(f"{b / 2**20:.0f}" for b in peaks)
                          + f" MiB ({m['rss_ratio'][job]:.2f}x for {m['rows_ratio']}x rows)"))  # fmt: skip
     for target, met in results["targets_met"].items():
@@ -222,13 +227,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats (train: 3x this)")
+    parser.add_argument(
+        "--teacher_memory_jobs",
+        default=",".join(teacher_memory.JOBS),
+        help="comma-separated jobs of the teacher_memory section",
+    )
     parser.add_argument("--out", default=RESULTS_DIR)
     args = parser.parse_args()
     sections = tuple(s for s in args.only.split(",") if s)
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; expected some of {SECTIONS}")
-    results = run(sections, args.repeats)
+    try:
+        teacher_jobs = teacher_memory.parse_jobs(args.teacher_memory_jobs)
+    except ValueError as e:
+        parser.error(str(e))
+    results = run(sections, args.repeats, teacher_jobs)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"{results['date']}.json")
     # A second run on the same day gets <date>-2.json, -3, ...: earlier results are kept.
