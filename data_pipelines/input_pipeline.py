@@ -207,6 +207,16 @@ def _stream_sampler(
     return _StreamSampler(size, global_batch, seed, stream_id, process_index, process_count)
 
 
+def _host_slice(global_batch_size: int, process_index: int, process_count: int) -> slice:
+    """Host p's rows [p*b, (p+1)*b) of a global batch, b = global_batch_size // process_count."""
+    if global_batch_size % process_count:
+        raise ValueError(
+            f"global batch {global_batch_size} is not divisible by {process_count} hosts"
+        )
+    host_batch = global_batch_size // process_count
+    return slice(process_index * host_batch, (process_index + 1) * host_batch)
+
+
 def train_batches(
     source: Source,
     global_batch_size: int,
@@ -231,10 +241,7 @@ def train_batches(
     each batch with draws that also depend on (seed, step) only; with a sound window, "sound" is
     [b, augment.sound_steps, F].
     """
-    if global_batch_size % process_count:
-        raise ValueError(
-            f"global batch {global_batch_size} is not divisible by {process_count} hosts"
-        )
+    host_rows = _host_slice(global_batch_size, process_index, process_count)
     builder = _builder(source)
     readers = {stream: _StreamReader(builder, stream, split) for stream in streams}
     split_rows = {stream: _stream_rows(builder, stream, split) for stream in streams}
@@ -247,10 +254,6 @@ def train_batches(
     stored_steps = builder.info.features["sound"].shape[0]
     if augment is not None and augment.is_identity(stored_steps):
         augment = None
-    host_rows = slice(
-        process_index * (global_batch_size // process_count),
-        (process_index + 1) * (global_batch_size // process_count),
-    )
 
     def batch_at(stream: str, step: int) -> dict[str, np.ndarray]:
         rows = readers[stream].read(split_rows[stream][samplers[stream].host_rows(step)])
@@ -314,18 +317,13 @@ def image_batches(
     {"image": uint8 [b, H, W, 3], "label": int32 [b]} (label -1 where the row has none), b =
     global_batch_size // process_count, sampled, split between hosts and augmented as train_batches'
     streams are (a pure function of (seed, step)). label: the stored feature ("fine_label", "label")."""
-    if global_batch_size % process_count:
-        raise ValueError(
-            f"global batch {global_batch_size} is not divisible by {process_count} hosts"
-        )
+    host_rows = _host_slice(global_batch_size, process_index, process_count)
     builder = _builder(source)
     split_records = records.Records(builder, split)
     rows = image_rows(builder, split)
     sampler = _StreamSampler(
         len(rows), global_batch_size, seed, IMAGE_STREAM_ID, process_index, process_count
     )
-    host_batch = global_batch_size // process_count
-    host_rows = slice(process_index * host_batch, (process_index + 1) * host_batch)
 
     def make(step: int) -> dict[str, np.ndarray]:
         batch = split_records.read(rows[sampler.host_rows(step)], ("image", label))
