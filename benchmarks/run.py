@@ -30,7 +30,7 @@ from benchmarks import (
     teacher_memory,
     train_step,
 )
-from benchmarks import input_pipeline as pipeline_bench
+from benchmarks import world_input as pipeline_bench
 
 SECTIONS = (
     "matmul", "train", "pipeline", "eval", "scaling", "first_step", "input_memory", "input_throughput",
