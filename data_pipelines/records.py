@@ -3,8 +3,9 @@
 Data sets are stored in ArrayRecord files, which TFDS reads by row index (`as_data_source`; a data set
 on a remote filesystem such as gs:// is read by byte ranges, data_pipelines.array_record_files), so a
 reader holds no row it was not asked for: the memory a training stream needs depends on its batch, not
-on the size of the data set. Only the named features of a row are decoded (TFDS's numpy parser and
-decoders restricted to them); row i is the split's i-th stored row, the order the builders wrote.
+on the size of the data set. Only the named features of a row are decoded, straight from the record's
+bytes (data_pipelines.example_bytes: no protobuf parse, arrays copied once, into the batch); row i is
+the split's i-th stored row, the order the builders wrote.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import example_parser, file_adapters
+from tensorflow_datasets.core import file_adapters
 
-from data_pipelines import array_record_files, paths
+from data_pipelines import array_record_files, example_bytes, paths
 
 # Rows per read: bounds the raw records held at once (64 rows of the paper config's shapes: about 44 MB).
 _CHUNK = 64
@@ -41,6 +42,7 @@ class Records:
             )
         self._features = builder.info.features
         self._serialized = self._features.get_serialized_info()
+        self._data_dir = builder.data_dir
         if paths.is_remote(builder.data_dir):
             # The ArrayRecord library opens local files only: a bucket's files are read by byte ranges.
             self._source = array_record_files.ArrayRecordSource(
@@ -50,34 +52,63 @@ class Records:
             self._source = builder.as_data_source(
                 split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
             )
-        self._parsers: dict[tuple[str, ...], example_parser.ExampleParserNp] = {}
+        self._split = split
 
     def __len__(self) -> int:
         return len(self._source)
 
-    def _parser(self, names: tuple[str, ...]) -> example_parser.ExampleParserNp:
-        if names not in self._parsers:
-            unknown = [n for n in names if n not in self._serialized]
-            if unknown:
-                raise KeyError(f"the data set stores no feature {unknown[0]!r}")
-            self._parsers[names] = example_parser.ExampleParserNp(
-                {name: self._serialized[name] for name in names}
+    def _check(self, names: tuple[str, ...]) -> None:
+        unknown = [n for n in names if n not in self._serialized]
+        if unknown:
+            raise KeyError(f"the data set stores no feature {unknown[0]!r}")
+
+    def _decode(
+        self, name: str, raw: bytes, lists: dict[str, tuple[int, int, int]]
+    ) -> np.ndarray | bytes | int:
+        """One feature of one row from its list message in the record (example_bytes.feature_lists)."""
+        feature = self._features[name]
+        kind, start, end = lists[name]
+        if kind == example_bytes.BYTES_LIST:
+            value = example_bytes.bytes_values(raw, start, end)[0]
+            if isinstance(feature, tfds.features.Text):
+                return bytes(value)
+            # An array stored as one byte string (encoding=bytes): a view of the record.
+            array = np.frombuffer(value, feature.np_dtype)
+            if array.size != int(np.prod(feature.shape)):
+                raise example_bytes.MalformedRowError(
+                    f"{name} holds {array.nbytes} bytes, expected {feature.shape} {feature.np_dtype}"
+                )
+            return array.reshape(feature.shape)
+        values = example_bytes.number_values(raw, kind, start, end)
+        if len(values) != int(np.prod(feature.shape)):
+            raise example_bytes.MalformedRowError(
+                f"{name} holds {len(values)} values, expected shape {feature.shape}"
             )
-        return self._parsers[names]
+        return values.reshape(feature.shape) if feature.shape else values[0]
 
     def read(self, rows: Sequence[int] | np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
         """The named features of the given rows (any order, repeats allowed), stacked in that order."""
         names = tuple(names)
-        parser = self._parser(names)
+        self._check(names)
+        wanted = frozenset(names)
         indices = [int(i) for i in rows]
         # Arrays are filled in place: np.stack of the rows would allocate and copy each batch twice.
         out = {name: self._empty(name, len(indices)) for name in names}
         for start in range(0, len(indices), _CHUNK):
             chunk = self._source.__getitems__(indices[start : start + _CHUNK])
             for offset, raw in enumerate(chunk):
-                parsed = parser.parse_example(raw)
-                for name in names:
-                    out[name][start + offset] = self._features[name].decode_example_np(parsed[name])
+                row = indices[start + offset]
+                try:
+                    lists = example_bytes.feature_lists(raw, wanted)
+                    missing = wanted - lists.keys()
+                    if missing:
+                        raise example_bytes.MalformedRowError(f"no feature {sorted(missing)[0]!r}")
+                    for name in names:
+                        out[name][start + offset] = self._decode(name, raw, lists)
+                except example_bytes.MalformedRowError as err:
+                    raise example_bytes.MalformedRowError(
+                        f"row {row} of the {self._split} split of {self._data_dir}: {err}"
+                    ) from None
         return out
 
     def read_all(self, names: Sequence[str]) -> dict[str, np.ndarray]:
