@@ -16,11 +16,11 @@ $(STAMP): requirements-lock.txt setup.py
 	  echo "error: python3 >= 3.11 is needed (found: $$($(PYTHON) --version 2>&1)). Install it, or run make PYTHON=/path/to/python3.11"; exit 1; }
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "error: the venv module is missing: apt-get install python3-venv"; exit 1; }
 	@command -v ffmpeg >/dev/null 2>&1 || echo "note: ffmpeg not found; it is needed only for video input (apt-get install ffmpeg / brew install ffmpeg)"
-	@command -v espeak-ng >/dev/null 2>&1 || echo "note: espeak-ng not found; make test and make bench need it to speak the own-data fixtures (apt-get install espeak-ng / brew install espeak-ng)"
+	@command -v espeak-ng >/dev/null 2>&1 || echo "note: espeak-ng not found; make test and the studies need it to speak the own-data fixtures (apt-get install espeak-ng / brew install espeak-ng)"
 	@for d in /usr/share/fonts/truetype/noto /usr/share/fonts/noto /usr/share/fonts/google-noto-emoji /usr/share/fonts/TTF; do \
 	  [ -f $$d/NotoColorEmoji.ttf ] && exit 0; done; \
-	  echo "note: the Noto Color Emoji font not found; make test and make bench need it to draw the emoji fixtures (apt-get install fonts-noto-color-emoji)"
-	@command -v fluidsynth >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || echo "note: fluidsynth or its soundfont not found; make test and make bench need them to play the instruments and effects fixtures (apt-get install fluidsynth timgm6mb-soundfont)"
+	  echo "note: the Noto Color Emoji font not found; make test and the studies need it to draw the emoji fixtures (apt-get install fonts-noto-color-emoji)"
+	@command -v fluidsynth >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || echo "note: fluidsynth or its soundfont not found; make test and the studies need them to play the instruments and effects fixtures (apt-get install fluidsynth timgm6mb-soundfont)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-lock.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .

@@ -1,6 +1,6 @@
-"""Retrieval on the public benchmarks: large galleries, several true items per query, ranks on device.
+"""Retrieval on the public sets: large galleries, several true items per query, ranks on device.
 
-Unlike alignment.retrieval (query i matches gallery i, N x N), a benchmark pairs 25,000 captions with
+Unlike alignment.retrieval (query i matches gallery i, N x N), a public set pairs 25,000 captions with
 5,000 images: text->image has one true image per caption, image->text five true captions per image.
 Similarities are computed on the default device, `chunk` queries at a time inside one jitted loop, so
 no [Q, G] matrix is ever built, on the host or the device; only [Q, K] ranks come back.
@@ -152,7 +152,7 @@ def caption_retrieval(
     ks: Sequence[int] = (1, 5, 10),
     map_k: int = 10,
 ) -> dict[str, dict[str, float]]:
-    """Both directions of a caption benchmark (COCO, Flickr30k, Clotho, AudioCaps).
+    """Both directions of a caption set (COCO, Flickr30k, Clotho, AudioCaps).
 
     Args:
       item_embeddings: [N, D] images or sounds.

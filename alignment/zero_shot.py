@@ -1,9 +1,9 @@
-"""Classification benchmarks (ESC-50, UrbanSound8K) from the shared representation.
+"""Classification sets (ESC-50, UrbanSound8K) from the shared representation.
 
 Zero-shot: each class is embedded from sentences naming it (one per prompt template); a clip takes
 the class whose embedding is most cosine-similar to its own. Linear probe: leave-one-fold-out, a
 softmax classifier (alignment.transfer.fit_linear_classifier) trained on the other folds' clips.
-Accuracies are reported overall and per fold; the benchmarks' customary figure is the mean over folds
+Accuracies are reported overall and per fold; the sets' customary figure is the mean over folds
 (UrbanSound8K's folds differ in size, so it differs from the overall one).
 """
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from benchmarks import (
     common,
-    evaluation,
+    eval_speed,
     first_step,
     input_scale,
     memory,
@@ -94,8 +94,8 @@ def run(
                 results["pipeline"]["examples_per_s"] / results["train_world"]["examples_per_s"]
             )
     if "eval" in sections:
-        _section(results, "embedding", lambda: evaluation.measure_embedding(world))
-        _section(results, "ranking", evaluation.measure_ranking)
+        _section(results, "embedding", lambda: eval_speed.measure_embedding(world))
+        _section(results, "ranking", eval_speed.measure_ranking)
     train = {k[len("train_") :]: v for k, v in results.items() if k.startswith("train_")}
     results["memory"] = memory.measure(train)
     if "scaling" in sections:

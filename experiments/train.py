@@ -6,7 +6,7 @@
 The data set must be built (python -m experiments.build_data) and, for transfer/both, a teacher trained
 or imported (python -m experiments.train_teacher) into the same workdir or config.teacher.path. The run's
 config is saved as <workdir>/config.json: rerunning with --workdir alone resumes it, and evaluate,
-retrieve and benchmark read it.
+retrieve and public_eval read it.
 """
 
 from experiments.cli import launch

@@ -1,4 +1,4 @@
-"""What a ranker that knows only the class reaches on benchmarks.own_data's bars.
+"""What a ranker that knows only the class reaches on studies.own_data's bars.
 
 Such a ranker puts the true match's class first (the N/C test items of that class, in random order)
 for a fraction `accuracy` of the queries, and after it otherwise. Where a pair of modalities shares nothing but
@@ -10,10 +10,10 @@ below the best baseline's: near or under one half, a baseline is already at the 
 prints the chance that a class-level ranker with the sound tower's accuracy on the true labels stays
 within 1.3x of the floor: how much room the sound directions have.
 
-python -m benchmarks.class_level benchmarks/results/own_data-2026-12-03.json [more reports] \
-    [--ceilings benchmarks/results/sound_ceiling-2026-12-03.json ...]
+python -m studies.class_level studies/results/own_data-2026-12-03.json [more reports] \
+    [--ceilings studies/results/sound_ceiling-2026-12-03.json ...]
 
-Writes benchmarks/results/class_level-<date>.json (a later run that day replaces it).
+Writes studies/results/class_level-<date>.json (a later run that day replaces it).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.own_data import FLOOR_FACTOR, RESULTS_DIR
+from studies.own_data import FLOOR_FACTOR, RESULTS_DIR
 
 TRIALS = 20_000
 
@@ -47,7 +47,7 @@ def class_level_medians(
 
 
 def folder_chances(checks: dict[str, Any], medians: np.ndarray) -> dict[str, Any]:
-    """Per direction of one folder's bars (benchmarks.own_data.bars): the network's and the best
+    """Per direction of one folder's bars (studies.own_data.bars): the network's and the best
     baseline's median ranks and the chance that the perfect class-level ranker, whose median ranks on
     the folder's test items are `medians` [trials] (class_level_medians), is below the latter."""
     return {
@@ -89,17 +89,15 @@ def _read(path: str, made_by: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("reports", nargs="+", help="benchmarks.own_data reports")
-    parser.add_argument(
-        "--ceilings", nargs="*", default=[], help="benchmarks.sound_ceiling reports"
-    )
+    parser.add_argument("reports", nargs="+", help="studies.own_data reports")
+    parser.add_argument("--ceilings", nargs="*", default=[], help="studies.sound_ceiling reports")
     args = parser.parse_args()
     report: dict[str, Any] = {"date": datetime.date.today().isoformat(), "trials": TRIALS,
                               "folders": {}, "ceilings": {}}  # fmt: skip
     sizes: dict[str, tuple[int, int]] = {}
     perfect: dict[tuple[int, int], np.ndarray] = {}  # the perfect ranker's medians, one draw a size
     for path in args.reports:
-        own = _read(path, "benchmarks.own_data")
+        own = _read(path, "studies.own_data")
         for kind, entry in own["kinds"].items():
             if "checks" not in entry:
                 continue
@@ -115,7 +113,7 @@ def main() -> None:
     if not report["folders"]:
         raise SystemExit("class_level: no folder in these reports has the bars of a finished run")
     for path in args.ceilings:
-        ceilings = _read(path, "benchmarks.sound_ceiling")
+        ceilings = _read(path, "studies.sound_ceiling")
         for kind, entry in ceilings["kinds"].items():
             if kind not in sizes or "test_accuracy" not in entry:
                 continue

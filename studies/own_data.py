@@ -1,13 +1,13 @@
 """The README's own-data recipe on full-size real-material fixtures: writes each fixture, runs the four
 commands exactly as the README gives them, and prints the tables against the bars of a useful run.
 
-python -m benchmarks.own_data                             # every kind: about 4-7 minutes each
-python -m benchmarks.own_data --kinds=glyphs --no_validation_file --out=/tmp/own
-python -m benchmarks.own_data --write_only --out=/tmp/own  # only the fixture folders
-python -m benchmarks.own_data --kinds=countries --tag=clip3s -- --config.data.audio.clip_seconds=3 \
+python -m studies.own_data                             # every kind: about 4-7 minutes each
+python -m studies.own_data --kinds=glyphs --no_validation_file --out=/tmp/own
+python -m studies.own_data --write_only --out=/tmp/own  # only the fixture folders
+python -m studies.own_data --kinds=countries --tag=clip3s -- --config.data.audio.clip_seconds=3 \
     --config.data.audio.time_steps=188                     # the recipe with other settings
 
-Writes <out>/<kind>/ (fixture, data set, run) and benchmarks/results/own_data-<date>.json (with
+Writes <out>/<kind>/ (fixture, data set, run) and studies/results/own_data-<date>.json (with
 --seed=N > 0: own_data-seedN-<date>.json; with --tag=T: own_data-T[-seedN]-<date>.json; the report
 names the seed and any overrides and keeps every method's median ranks; kinds run separately on one
 day with the same seed and overrides are gathered in one report, and a run whose overrides differ
@@ -31,10 +31,10 @@ import sys
 import time
 from typing import Any
 
-from data_pipelines.fixtures import FULL_SIZES, KINDS, write_fixture
+from fixtures import FULL_SIZES, KINDS, write_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+RESULTS_DIR = os.path.join(ROOT, "studies", "results")
 CONFIG = "experiments/configs/own_data.py"
 COMMANDS = ("build_data", "train_teacher", "train", "evaluate")
 BASELINES = ("Linear Reg.", "CCA", "Normalized CCA")
@@ -90,7 +90,7 @@ def check_report_name(name: str, report: dict[str, Any]) -> None:
 
 
 def write_report(name: str, report: dict[str, Any]) -> str:
-    """Writes benchmarks/results/<name>-<report["date"]>.json; returns its path (also printed).
+    """Writes studies/results/<name>-<report["date"]>.json; returns its path (also printed).
 
     A report of the same day, seed and overrides keeps the kinds this run did not measure, so kinds
     run one at a time add up to one report.
@@ -148,7 +148,7 @@ def bars(results: dict[str, Any], num_test: int, num_classes: int) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kinds", default=",".join(KINDS))
-    parser.add_argument("--out", default="/tmp/own_data_bench")
+    parser.add_argument("--out", default="/tmp/own_data_study")
     parser.add_argument("--no_validation_file", action="store_true",
                         help="write no validation.jsonl: the recipe holds out train rows")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="the fixture's seed")

@@ -9,10 +9,10 @@ sound (the "sound" column of <run>/eval/results.json: a classifier of fc7 traine
 tested on the test sounds). Where the two agree, what limits the sound directions is what this tower
 learns from these clips, not the alignment.
 
-python -m benchmarks.sound_ceiling --out=/tmp/own --kinds=countries,instruments [--seed=N]
+python -m studies.sound_ceiling --out=/tmp/own --kinds=countries,instruments [--seed=N]
 
-Reads <out>/<kind>/run, left there by benchmarks.own_data with the same --out; writes
-benchmarks/results/sound_ceiling-<date>.json (--seed=N > 0, naming the fixture draw the runs were
+Reads <out>/<kind>/run, left there by studies.own_data with the same --out; writes
+studies/results/sound_ceiling-<date>.json (--seed=N > 0, naming the fixture draw the runs were
 trained on: sound_ceiling-seedN-<date>.json).
 """
 
@@ -33,10 +33,10 @@ from flax import linen as nn
 
 from alignment.models.network import create_sound_tower
 from alignment.models.sound import SoundTower
-from benchmarks.own_data import MODALITIES, write_report
 from data_pipelines import augment, input_pipeline
 from experiments.runtime import datasets, run_config
 from experiments.runtime.optimizer import make_optimizer
+from studies.own_data import MODALITIES, write_report
 
 SPLIT_FEATURES = ("sound", "label", "has_sound")
 
@@ -135,7 +135,7 @@ def measure(run_dir: str, seed: int = 0) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kinds", default="countries,instruments")
-    parser.add_argument("--out", default="/tmp/own_data_bench")
+    parser.add_argument("--out", default="/tmp/own_data_study")
     parser.add_argument("--seed", type=int, default=0, help="the fixture draw (names the report)")
     args = parser.parse_args()
     report: dict[str, Any] = {"date": datetime.date.today().isoformat(), "seed": args.seed,
@@ -143,7 +143,7 @@ def main() -> None:
     for kind in args.kinds.split(","):
         run_dir = os.path.join(args.out, kind, "run")
         if not os.path.isfile(os.path.join(run_dir, run_config.CONFIG_FILE)):
-            raise SystemExit(f"sound_ceiling: no run in {run_dir}: run benchmarks.own_data first")
+            raise SystemExit(f"sound_ceiling: no run in {run_dir}: run studies.own_data first")
         report["kinds"][kind] = measure(run_dir)
         print(f"sound_ceiling: {kind}: {json.dumps(report['kinds'][kind])}", flush=True)
     write_report("sound_ceiling" if args.seed == 0 else f"sound_ceiling-seed{args.seed}", report)

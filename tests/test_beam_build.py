@@ -17,9 +17,9 @@ from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
 from data_pipelines.builders.manifest import ManifestConfig, ManifestDataset
 from data_pipelines.builders.skips import SKIP_REPORT_FILE, BadInputError, read_skip_report
 from data_pipelines.builders.video_folder import VideoFolderConfig, VideoFolderDataset
-from data_pipelines.fixtures import TINY_SIZES, write_fixture
 from experiments.configs import own_data
 from experiments.runtime import datasets
+from fixtures import TINY_SIZES, write_fixture
 from tests import helpers
 
 LABELS, VECTORS = features.LABEL_NAMES_FILE, features.WORD_VECTORS_FILE

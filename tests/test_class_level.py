@@ -1,4 +1,4 @@
-"""benchmarks/class_level.py: the median ranks of a ranker that knows only the class, and what the
+"""studies/class_level.py: the median ranks of a ranker that knows only the class, and what the
 report says with them."""
 
 import json
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from benchmarks import class_level
+from studies import class_level
 
 DIRECTIONS = ("image->sound", "sound->image")
 
@@ -79,7 +79,7 @@ def test_a_missing_or_foreign_report_is_one_line(tmp_path, monkeypatch):
     foreign = tmp_path / "foreign.json"
     foreign.write_text(json.dumps([1, 2]))
     monkeypatch.setattr(sys, "argv", ["class_level", str(foreign)])
-    with pytest.raises(SystemExit, match="is not a report of benchmarks.own_data"):
+    with pytest.raises(SystemExit, match="is not a report of studies.own_data"):
         class_level.main()
     # A sound_ceiling report given as an own_data one: its kinds carry no bars.
     ceiling = tmp_path / "sound_ceiling-x.json"

@@ -10,14 +10,14 @@ import pytest
 import soundfile
 from PIL import Image
 
-from data_pipelines.fixtures import KINDS, TINY_SIZES, emoji, music, speech, write_fixture
-from data_pipelines.fixtures import animals as animal_kind
-from data_pipelines.fixtures import countries as country_kind
-from data_pipelines.fixtures import digits as digit_kind
-from data_pipelines.fixtures import effects as effect_kind
-from data_pipelines.fixtures import fruits as fruit_kind
-from data_pipelines.fixtures.benchmark_layouts import write_clotho_fixture, write_esc50_fixture
-from data_pipelines.fixtures.colours import NAMED_COLOURS
+from fixtures import KINDS, TINY_SIZES, emoji, music, speech, write_fixture
+from fixtures import animals as animal_kind
+from fixtures import countries as country_kind
+from fixtures import digits as digit_kind
+from fixtures import effects as effect_kind
+from fixtures import fruits as fruit_kind
+from fixtures.colours import NAMED_COLOURS
+from fixtures.public_layouts import write_clotho_fixture, write_esc50_fixture
 
 SPLITS = ("train", "validation", "test")
 ROW_KEYS = {"id", "image", "sound", "text", "label"}

@@ -75,7 +75,7 @@ def test_demo_notebook_runs_on_the_tiny_path(venv_kernel, tmp_path, monkeypatch)
 
     setup = _text(_cell(notebook, "jax.device_count()"))
     assert "on 8 cpu device(s)" in setup
-    chosen = _text(_cell(notebook, "nb.choose_run()"))
+    chosen = _text(_cell(notebook, "demo_runs.choose_run()"))
     assert "trained just now (tiny config)" in chosen and str(tmp_path / "run") in chosen
 
     # text -> sound: three ranked sounds, their spectrograms and a player each.

@@ -1,5 +1,5 @@
 """The README's own-data recipe, command for command, on small folders of real material
-(data_pipelines.fixtures: scikit-learn's handwritten digits, font glyphs, emoji animals, instruments
+(fixtures: scikit-learn's handwritten digits, font glyphs, emoji animals, instruments
 and flags, espeak-ng speech in English and eleven other languages, fluidsynth music)."""
 
 import json
@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from data_pipelines.fixtures import write_fixture
-from data_pipelines.fixtures.benchmark_layouts import write_esc50_fixture
 from experiments.evaluation.retrieval import DIRECTIONS
+from fixtures import write_fixture
+from fixtures.public_layouts import write_esc50_fixture
 from tests import helpers
 
 CONFIG = "experiments/configs/own_data.py"
@@ -59,18 +59,18 @@ def test_readme_recipe_runs_on_a_real_folder(tmp_path, kind, validation_per_clas
     assert 0.0 <= results["Both"]["dead_units"] <= 1.0
     assert "never active on the test set" in outputs["evaluate"]
     if kind == "digits":
-        _benchmark_from_the_workdir_alone(tmp_path)
+        _public_eval_from_the_workdir_alone(tmp_path)
 
 
-def _benchmark_from_the_workdir_alone(tmp_path):
-    """The README's benchmark command on spoken digit names in the ESC-50 layout: the run's words."""
+def _public_eval_from_the_workdir_alone(tmp_path):
+    """The public-set command on spoken digit names in the ESC-50 layout: the run's words."""
     folder = tmp_path / "esc50"
     write_esc50_fixture(folder, "digits", sources_per_class=2, takes_per_source=1, folds=2)
     output = _run(
-        "benchmark", [f"--workdir={tmp_path / 'run'}", "--benchmark=esc50", f"--path={folder}"]
+        "public_eval", [f"--workdir={tmp_path / 'run'}", "--set=esc50", f"--path={folder}"]
     )
     assert "zero-shot (text prompts)" in output
-    result = json.loads((tmp_path / "run" / "benchmarks" / "esc50.json").read_text())
+    result = json.loads((tmp_path / "run" / "public_eval" / "esc50.json").read_text())
     assert result["num_clips"] == 20 and result["skipped"]["total"] == 0
     assert result["vocabulary"]["classes_without_known_words"] == []
     assert set(result["zero_shot"]["per_fold"]) == {"1", "2"}

@@ -1,4 +1,4 @@
-"""benchmarks/own_data.py's reports: kinds of one day add up; other overrides never replace them; the
+"""studies/own_data.py's reports: kinds of one day add up; other overrides never replace them; the
 bars read results.json as the module docstring says."""
 
 import json
@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from benchmarks import own_data
+from studies import own_data
 
 
 def _report(kind: str, overrides: list[str]) -> dict:

@@ -1,4 +1,4 @@
-"""Scoring a trained run on public benchmark folders: sound classification from text prompts, and
+"""Scoring a trained run on public set folders: sound classification from text prompts, and
 caption retrieval of images (Karpathy layout) and sounds (Clotho layout), from small real folders."""
 
 import json
@@ -9,23 +9,23 @@ import pytest
 from PIL import Image
 
 from data_pipelines.builders.features import load_dataset_word_vectors
-from data_pipelines.fixtures import digits
-from data_pipelines.fixtures.benchmark_layouts import write_clotho_fixture, write_esc50_fixture
 from experiments.evaluation.context import EvalContext
 from experiments.runtime import datasets
 from experiments.training import students
-from experiments.workflows.benchmark import run_benchmark
+from experiments.workflows.public_eval import run_public_eval
+from fixtures import digits
+from fixtures.public_layouts import write_clotho_fixture, write_esc50_fixture
 from tests import helpers
 
 
 def _out(workdir: str) -> pathlib.Path:
-    return pathlib.Path(workdir) / "benchmarks"
+    return pathlib.Path(workdir) / "public_eval"
 
 
 @pytest.fixture(scope="module")
 def run(tiny_world, tmp_path_factory):
     config = helpers.tiny_config(*tiny_world, total_steps=4, checkpoint_every=4, log_every=4)
-    workdir = str(tmp_path_factory.mktemp("benchmark_run"))
+    workdir = str(tmp_path_factory.mktemp("public_eval_run"))
     students.train(config, workdir)
     return config, workdir
 
@@ -36,7 +36,7 @@ def test_sound_classification_reports_accuracy_folds_and_lost_words(run, tmp_pat
     write_esc50_fixture(folder, sources_per_class=2, takes_per_source=1, folds=2, clip_seconds=2.5)
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a {}\nthe word {} spoken\n")
-    markdown = run_benchmark(config, workdir, "esc50", str(folder), "max", str(prompts))
+    markdown = run_public_eval(config, workdir, "esc50", str(folder), "max", str(prompts))
     result = json.loads((_out(workdir) / "esc50.json").read_text())
     assert (_out(workdir) / "esc50.md").read_text() == markdown
     assert result["num_clips"] == 20 and result["num_classes"] == 10
@@ -78,7 +78,7 @@ def test_image_caption_retrieval_in_the_karpathy_layout(run, tmp_path):
     rows = np.flatnonzero(test["has_image"] & test["has_text"])[:24]
     images = context.read("test", rows, ["image"])["image"]
     _karpathy_folder(tmp_path, images, test["caption"][rows], len(rows))
-    run_benchmark(config, workdir, "coco", str(tmp_path))
+    run_public_eval(config, workdir, "coco", str(tmp_path))
     result = json.loads((_out(workdir) / "coco.json").read_text())
     assert result["num_items"] == 24 and result["num_captions"] == 24 * 5
     assert result["skipped"]["counts"] == {"missing_file": 1}
@@ -92,10 +92,10 @@ def test_image_caption_retrieval_in_the_karpathy_layout(run, tmp_path):
 def test_sound_caption_retrieval_in_the_clotho_layout(run, tmp_path):
     config, workdir = run
     write_clotho_fixture(tmp_path, clips_per_class=1, clip_seconds=1.5)
-    markdown = run_benchmark(config, workdir, "clotho", str(tmp_path))
+    markdown = run_public_eval(config, workdir, "clotho", str(tmp_path))
     result = json.loads((_out(workdir) / "clotho.json").read_text())
     assert result["num_items"] == 10 and result["num_captions"] == 50
     assert set(result["retrieval"]) == {"text->sound", "sound->text"}
     assert "mAP@10" in markdown
     with pytest.raises(ValueError, match="--prompts is for classification"):
-        run_benchmark(config, workdir, "clotho", str(tmp_path), prompts_file="x.txt")
+        run_public_eval(config, workdir, "clotho", str(tmp_path), prompts_file="x.txt")

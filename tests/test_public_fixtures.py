@@ -1,4 +1,4 @@
-"""Spoken-word fixtures in ESC-50's and Clotho's layouts, read back by the benchmark loaders."""
+"""Spoken-word fixtures in ESC-50's and Clotho's layouts, read back by the public-set loaders."""
 
 import csv
 import os
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from data_pipelines import benchmarks
-from data_pipelines.fixtures import digits, glyphs
-from data_pipelines.fixtures.benchmark_layouts import write_clotho_fixture, write_esc50_fixture
+from data_pipelines import public_sets
+from fixtures import digits, glyphs
+from fixtures.public_layouts import write_clotho_fixture, write_esc50_fixture
 
 ESC50_NAME = re.compile(r"^(\d+)-(\d+)-([A-H])-(\d+)\.wav$")
 
@@ -43,7 +43,7 @@ def test_esc50_fixture_layout(esc50):
 
 def test_esc50_fixture_audio_and_loader(esc50):
     folder, _ = esc50
-    data = benchmarks.load_esc50(folder)
+    data = public_sets.load_esc50(folder)
     assert data.class_names == digits.CLASSES and len(data.clips) == 40
     assert data.skipped.total == 0
     assert sorted(set(data.folds.tolist())) == [1, 2]
@@ -72,7 +72,7 @@ def test_esc50_fixture_is_deterministic_and_refuses_a_full_folder(esc50, tmp_pat
 
 def test_clotho_fixture_round_trip(tmp_path):
     counts = write_clotho_fixture(tmp_path, "glyphs", clips_per_class=1, clip_seconds=1.0)
-    data = benchmarks.load_clotho(tmp_path)
+    data = public_sets.load_clotho(tmp_path)
     assert counts == {"kind": "glyphs", "clips": 12, "captions": 60}
     assert len(data.items) == 12 and len(data.captions) == 60 and data.skipped.total == 0
     assert all(" " in name for name in data.item_ids)  # file names with spaces, as Clotho's

@@ -1,4 +1,4 @@
-"""Benchmark loaders on small folders written in each benchmark's distributed layout: the records they
+"""Public-set loaders on small folders written in each public set's distributed layout: the records they
 return, what they count as skipped, and one-line errors for a wrong folder."""
 
 import json
@@ -9,8 +9,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from data_pipelines import benchmarks
-from data_pipelines.benchmarks import audio_captions, image_captions, sound_classes
+from data_pipelines import public_sets
+from data_pipelines.public_sets import audio_captions, image_captions, sound_classes
 
 ESC50_HEADER = "filename,fold,target,category,esc10,src_file,take"
 US8K_HEADER = "slice_file_name,fsID,start,end,salience,fold,classID,class"
@@ -56,7 +56,7 @@ def test_esc50_rows_classes_and_skips(tmp_path):
         _wav(root / "audio" / name)
     for name in ("4-2000-A-0.wav", "4-3000-A-0.wav", "5-4000-A-1.wav"):
         _wav(root / "audio" / name)
-    data = benchmarks.load("esc50", tmp_path)
+    data = public_sets.load("esc50", tmp_path)
     assert data.root == str(root)
     assert data.class_names == ("dog", "rooster", "chirping_birds")
     assert [os.path.basename(p) for p in data.paths] == [
@@ -164,7 +164,7 @@ def test_clotho_captions_point_at_their_clip(tmp_path):
         "short.wav,only,three,fields",
     ]
     _clotho(tmp_path, rows, ["Santa Motor, take 2.wav", "rain.wav", "half.wav", "empty.wav"])
-    data = benchmarks.load("clotho", tmp_path)
+    data = public_sets.load("clotho", tmp_path)
     assert data.modality == "sound"
     assert data.item_ids == ("Santa Motor, take 2.wav", "rain.wav", "half.wav")
     assert data.items[1] == str(tmp_path / "evaluation" / "rain.wav")
@@ -207,7 +207,7 @@ def test_audiocaps_groups_captions_by_youtube_id(tmp_path):
     soundfile.write(str(tmp_path / "audio" / "test" / "Y6BJ455B1aAs.flac"), np.zeros(64), 8000)
     _wav(tmp_path / "audio" / "test" / "YabcdefghiJ.wav")  # an id that starts with Y: exact name
     _wav(tmp_path / "audio" / "test" / "YYabcdefghiJ.wav")
-    data = benchmarks.load("audiocaps", tmp_path)
+    data = public_sets.load("audiocaps", tmp_path)
     assert data.item_ids == ("7fmOlUlwoNg", "6BJ455B1aAs", "YabcdefghiJ")
     assert data.items[1].endswith("Y6BJ455B1aAs.flac")
     assert data.items[2] == str(tmp_path / "audio" / "test" / "YabcdefghiJ.wav")
@@ -282,7 +282,7 @@ def test_coco_karpathy_test_split(tmp_path):
     _jpg(tmp_path / "val2014" / "COCO_val2014_000000391895.jpg")
     _jpg(tmp_path / "val2014" / "COCO_val2014_000000522418.jpg")
     _jpg(tmp_path / "images" / "train2014" / "COCO_train2014_000000000009.jpg")
-    data = benchmarks.load("coco", tmp_path)
+    data = public_sets.load("coco", tmp_path)
     assert data.modality == "image"
     assert data.item_ids == (
         "val2014/COCO_val2014_000000391895.jpg",
@@ -329,5 +329,5 @@ def test_karpathy_json_errors(tmp_path):
     (tmp_path / "dataset_flickr30k.json").write_text('{"annotations": []}')
     with pytest.raises(ValueError, match='no "images" list'):
         image_captions.load_flickr30k_karpathy(tmp_path)
-    with pytest.raises(ValueError, match="unknown benchmark"):
-        benchmarks.load("imagenet", tmp_path)
+    with pytest.raises(ValueError, match="unknown public set"):
+        public_sets.load("imagenet", tmp_path)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from data_pipelines.benchmarks import prompts
+from data_pipelines.public_sets import prompts
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from alignment import benchmark_retrieval as br
+from alignment import public_retrieval as br
 from alignment import retrieval, zero_shot
 
 

@@ -5,7 +5,7 @@ import pytest
 import soundfile
 
 from data_pipelines.audio import AudioConfig, SilentAudioError, waveform_features
-from data_pipelines.benchmarks import windows
+from data_pipelines.public_sets import windows
 
 
 def test_short_clip_is_one_centred_padded_window():

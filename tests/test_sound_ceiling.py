@@ -1,9 +1,9 @@
-"""benchmarks/sound_ceiling.py: the run's sound tower learns labels from sounds (no timing asserted)."""
+"""studies/sound_ceiling.py: the run's sound tower learns labels from sounds (no timing asserted)."""
 
 import numpy as np
 
-from benchmarks import sound_ceiling
 from experiments.configs import tiny
+from studies import sound_ceiling
 
 
 def _sounds(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Public benchmarks read from the folders they are distributed in, as plain records with a skip report.
+"""Public sets read from the folders they are distributed in, as plain records with a skip report.
 
 Sound classification (ClassificationSet: clips with path, fold, target, category; class names by target):
   esc50, urbansound8k                    (sound_classes.py)
@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from data_pipelines.benchmarks.audio_captions import load_audiocaps, load_clotho
-from data_pipelines.benchmarks.common import CaptionSet, ClassificationSet, Clip, Skipped
-from data_pipelines.benchmarks.image_captions import load_coco_karpathy, load_flickr30k_karpathy
-from data_pipelines.benchmarks.sound_classes import load_esc50, load_urbansound8k
+from data_pipelines.public_sets.audio_captions import load_audiocaps, load_clotho
+from data_pipelines.public_sets.common import CaptionSet, ClassificationSet, Clip, Skipped
+from data_pipelines.public_sets.image_captions import load_coco_karpathy, load_flickr30k_karpathy
+from data_pipelines.public_sets.sound_classes import load_esc50, load_urbansound8k
 
 LOADERS: dict[str, Callable[[str | os.PathLike], ClassificationSet | CaptionSet]] = {
     "esc50": load_esc50,
@@ -33,9 +33,9 @@ LOADERS: dict[str, Callable[[str | os.PathLike], ClassificationSet | CaptionSet]
 
 
 def load(name: str, folder: str | os.PathLike) -> ClassificationSet | CaptionSet:
-    """The benchmark `name` (a key of LOADERS) read from `folder`, with its default (test) split."""
+    """The public set `name` (a key of LOADERS) read from `folder`, with its default (test) split."""
     if name not in LOADERS:
-        raise ValueError(f"unknown benchmark {name!r}; known: {sorted(LOADERS)}")
+        raise ValueError(f"unknown public set {name!r}; known: {sorted(LOADERS)}")
     return LOADERS[name](folder)
 
 

@@ -1,4 +1,4 @@
-"""Text-audio retrieval benchmarks, read in the layout they are distributed in: Clotho and AudioCaps.
+"""Text-audio retrieval sets, read in the layout they are distributed in: Clotho and AudioCaps.
 
 Clotho v2 (zenodo.org/record/4783391), the evaluation split by default:
     clotho_captions_evaluation.csv   file_name,caption_1,caption_2,caption_3,caption_4,caption_5
@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 
 from data_pipelines.audio import SOUND_SUFFIXES
-from data_pipelines.benchmarks.common import (
+from data_pipelines.public_sets.common import (
     CaptionSet,
     Skipped,
     caption_set,

@@ -1,4 +1,4 @@
-"""What the benchmark loaders share: the skip report, the loaded-set dataclasses, csv and folder helpers.
+"""What the public-set loaders share: the skip report, the loaded-set dataclasses, csv and folder helpers.
 
 A loader never raises on a bad row or a missing file: it counts it under a reason, keeps a few examples,
 and goes on. It raises one-line errors only when the folder itself is wrong (FileNotFoundError: no such
@@ -51,7 +51,7 @@ class Skipped:
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
-    """One labelled clip of a sound classification benchmark; `path` is absolute."""
+    """One labelled clip of a sound classification set; `path` is absolute."""
 
     path: str
     fold: int
@@ -61,7 +61,7 @@ class Clip:
 
 @dataclasses.dataclass(frozen=True)
 class ClassificationSet:
-    """A sound classification benchmark: clips whose file exists, class names indexed by target."""
+    """A sound classification set: clips whose file exists, class names indexed by target."""
 
     name: str
     root: str
@@ -86,9 +86,9 @@ class ClassificationSet:
 
 @dataclasses.dataclass(frozen=True)
 class CaptionSet:
-    """A caption retrieval benchmark: items (sounds or images) and their captions.
+    """A caption retrieval set: items (sounds or images) and their captions.
 
-    items: absolute paths of the items whose file exists. item_ids: each item's id in the benchmark (its
+    items: absolute paths of the items whose file exists. item_ids: each item's id in the set (its
     file name, YouTube id or image file name). captions[j] describes items[caption_item[j]]; every item
     has at least one caption.
     """
@@ -110,12 +110,12 @@ class CaptionSet:
         return out
 
 
-def require_items(benchmark: str, kept: int, skipped: Skipped) -> None:
+def require_items(set_name: str, kept: int, skipped: Skipped) -> None:
     """FileNotFoundError, one line, when nothing is usable: the folder, not a few rows, is wrong."""
     if kept:
         return
     first = next((shown[0] for shown in skipped.examples.values() if shown), "the index is empty")
-    raise FileNotFoundError(f"{benchmark}: nothing usable, {skipped.summary()}; first: {first}")
+    raise FileNotFoundError(f"{set_name}: nothing usable, {skipped.summary()}; first: {first}")
 
 
 def caption_set(
@@ -147,7 +147,7 @@ def caption_set(
     )
 
 
-def find_root(folder: str | os.PathLike, marker: str, benchmark: str) -> str:
+def find_root(folder: str | os.PathLike, marker: str, set_name: str) -> str:
     """The folder holding `marker` (a relative file path): `folder` itself or one folder below it.
 
     Archives often unpack into one extra folder (ESC-50-master/, UrbanSound8K/), so that level is
@@ -155,7 +155,7 @@ def find_root(folder: str | os.PathLike, marker: str, benchmark: str) -> str:
     """
     folder = os.path.abspath(os.fspath(folder))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{benchmark}: no such folder: {folder}")
+        raise FileNotFoundError(f"{set_name}: no such folder: {folder}")
     if os.path.isfile(os.path.join(folder, marker)):
         return folder
     below = sorted(
@@ -166,7 +166,7 @@ def find_root(folder: str | os.PathLike, marker: str, benchmark: str) -> str:
     if len(below) == 1:
         return below[0]
     where = f"{folder} or one folder below it" if not below else f"several folders: {below}"
-    raise FileNotFoundError(f"{benchmark}: expected {marker} in {where}")
+    raise FileNotFoundError(f"{set_name}: expected {marker} in {where}")
 
 
 def search_bases(folder: str | os.PathLike, root: str) -> list[str]:
@@ -176,7 +176,7 @@ def search_bases(folder: str | os.PathLike, root: str) -> list[str]:
 
 
 def read_csv(
-    path: str, columns: Sequence[str], benchmark: str
+    path: str, columns: Sequence[str], set_name: str
 ) -> Iterator[tuple[int, dict[str, str] | None]]:
     """(line number, row) for each data row of a csv whose header holds `columns` (more are allowed).
 
@@ -188,12 +188,12 @@ def read_csv(
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
-                raise ValueError(f"{benchmark}: {path} is empty")
+                raise ValueError(f"{set_name}: {path} is empty")
             header = [name.strip() for name in header]
             missing = [name for name in columns if name not in header]
             if missing:
                 raise ValueError(
-                    f"{benchmark}: {path} lacks the columns {missing} (its header: {header})"
+                    f"{set_name}: {path} lacks the columns {missing} (its header: {header})"
                 )
             for row in reader:
                 if not row or not any(field.strip() for field in row):
@@ -203,7 +203,7 @@ def read_csv(
                     continue
                 yield reader.line_num, dict(zip(header, row, strict=True))
         except (UnicodeDecodeError, csv.Error) as err:
-            raise ValueError(f"{benchmark}: cannot read {path} as a UTF-8 csv ({err})") from err
+            raise ValueError(f"{set_name}: cannot read {path} as a UTF-8 csv ({err})") from err
 
 
 def parse_int(value: str) -> int | None:
@@ -215,10 +215,10 @@ def parse_int(value: str) -> int | None:
     return int(number) if number.is_integer() else None
 
 
-def class_names_by_target(names: dict[int, str], benchmark: str) -> tuple[str, ...]:
+def class_names_by_target(names: dict[int, str], set_name: str) -> tuple[str, ...]:
     """The class names ordered by target; ValueError when the targets are not 0..C-1."""
     if sorted(names) != list(range(len(names))):
         raise ValueError(
-            f"{benchmark}: class targets must be 0..C-1 with no gap, got {sorted(names)}"
+            f"{set_name}: class targets must be 0..C-1 with no gap, got {sorted(names)}"
         )
     return tuple(names[target] for target in range(len(names)))

@@ -1,4 +1,4 @@
-"""Image-text retrieval benchmarks on Karpathy's splits: COCO (5k test) and Flickr30k (1k test).
+"""Image-text retrieval sets on Karpathy's splits: COCO (5k test) and Flickr30k (1k test).
 
 Karpathy's caption_datasets.zip holds dataset_coco.json and dataset_flickr30k.json:
     {"images": [{"filepath": "val2014" (COCO only), "filename": "...jpg",
@@ -23,7 +23,7 @@ import json
 import os
 from typing import Any
 
-from data_pipelines.benchmarks.common import (
+from data_pipelines.public_sets.common import (
     CaptionSet,
     Skipped,
     caption_set,
@@ -44,15 +44,15 @@ FLICKR30K_FOLDERS = (
 COCO_PREFIXES = ("", "images")
 
 
-def _read_images(path: str, benchmark: str) -> list[Any]:
+def _read_images(path: str, set_name: str) -> list[Any]:
     """The "images" list of a Karpathy json; ValueError, one line, when the file is not one."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{benchmark}: cannot read {path} as JSON ({err})") from err
+        raise ValueError(f"{set_name}: cannot read {path} as JSON ({err})") from err
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise ValueError(f'{benchmark}: {path} has no "images" list (not a Karpathy split file)')
+        raise ValueError(f'{set_name}: {path} has no "images" list (not a Karpathy split file)')
     return data["images"]
 
 
@@ -75,18 +75,18 @@ def _sentences(entry: dict, where: str, skipped: Skipped) -> list[str]:
 
 
 def _load(
-    benchmark: str, folder: str | os.PathLike, split: str, candidates: tuple[str, ...]
+    set_name: str, folder: str | os.PathLike, split: str, candidates: tuple[str, ...]
 ) -> CaptionSet:
-    """Reads dataset_{benchmark}.json; `candidates` are image paths relative to a base folder, with
+    """Reads dataset_{set_name}.json; `candidates` are image paths relative to a base folder, with
     {filepath} and {filename} slots."""
-    json_name = f"dataset_{benchmark}.json"
-    root = find_root(folder, json_name, benchmark)
+    json_name = f"dataset_{set_name}.json"
+    root = find_root(folder, json_name, set_name)
     bases = search_bases(folder, root)
     skipped = Skipped()
     entries: list[tuple[str, str, list[str]]] = []
     seen: set[str] = set()
     splits: set[str] = set()
-    for index, entry in enumerate(_read_images(os.path.join(root, json_name), benchmark)):
+    for index, entry in enumerate(_read_images(os.path.join(root, json_name), set_name)):
         where = f"{json_name}: images[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("split"), str):
             skipped.add("bad_row", f"{where}: not an image entry with a split")
@@ -125,8 +125,8 @@ def _load(
             continue
         entries.append((image_id, path, texts))
     if split not in splits:
-        raise ValueError(f"{benchmark}: no image of split {split!r} (splits: {sorted(splits)})")
-    return caption_set(benchmark, root, "image", entries, skipped)
+        raise ValueError(f"{set_name}: no image of split {split!r} (splits: {sorted(splits)})")
+    return caption_set(set_name, root, "image", entries, skipped)
 
 
 def load_coco_karpathy(folder: str | os.PathLike, split: str = "test") -> CaptionSet:

@@ -1,4 +1,4 @@
-"""Sound classification benchmarks, read in the layout they are distributed in: ESC-50 and UrbanSound8K.
+"""Sound classification sets, read in the layout they are distributed in: ESC-50 and UrbanSound8K.
 
 ESC-50 (github.com/karolpiczak/ESC-50, the repository's zip unpacks to ESC-50-master/):
     audio/{fold}-{src_file}-{take}-{target}.wav   2,000 clips of 5 s, 44.1 kHz mono
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from data_pipelines.benchmarks.common import (
+from data_pipelines.public_sets.common import (
     ClassificationSet,
     Clip,
     Skipped,
@@ -45,7 +45,7 @@ URBANSOUND8K_COLUMNS = (
 
 
 def _read_clips(
-    benchmark: str,
+    set_name: str,
     root: str,
     csv_name: str,
     columns: tuple[str, ...],
@@ -53,13 +53,13 @@ def _read_clips(
     audio_path: Callable[[str, int], str],  # (file name, fold) -> path relative to root
 ) -> ClassificationSet:
     if not os.path.isdir(os.path.join(root, "audio")):
-        raise FileNotFoundError(f"{benchmark}: no audio/ folder in {root}")
+        raise FileNotFoundError(f"{set_name}: no audio/ folder in {root}")
     file_key, fold_key, target_key, class_key = keys
     skipped = Skipped()
     names: dict[int, str] = {}
     clips: list[Clip] = []
     seen: set[str] = set()
-    for line, row in read_csv(os.path.join(root, csv_name), columns, benchmark):
+    for line, row in read_csv(os.path.join(root, csv_name), columns, set_name):
         where = f"{csv_name}:{line}"
         if row is None:
             skipped.add("bad_row", f"{where}: the field count differs from the header's")
@@ -86,9 +86,9 @@ def _read_clips(
             skipped.add("missing_file", f"{where}: {path}")
             continue
         clips.append(Clip(path, fold, target, category))
-    require_items(benchmark, len(clips), skipped)
+    require_items(set_name, len(clips), skipped)
     return ClassificationSet(
-        benchmark, root, tuple(clips), class_names_by_target(names, benchmark), skipped
+        set_name, root, tuple(clips), class_names_by_target(names, set_name), skipped
     )
 
 

@@ -1,6 +1,6 @@
 """Clips of any length to the windows the sound tower was trained on, and window embeddings to clips.
 
-The sound tower sees clip_samples at a time (AudioConfig.clip_samples). A benchmark clip is cut into
+The sound tower sees clip_samples at a time (AudioConfig.clip_samples). A public set's clip is cut into
 windows of that length, every window is embedded, and the window embeddings of a clip are pooled:
 - shorter than a window: one window, zero-padded evenly on both sides, as training pads short clips
   (audio.crop_or_pad);

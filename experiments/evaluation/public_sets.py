@@ -1,8 +1,8 @@
-"""Public benchmarks scored with a trained run: zero-shot sound classification from text prompts and a
+"""Public sets scored with a trained run: zero-shot sound classification from text prompts and a
 linear probe (ESC-50, UrbanSound8K), and caption retrieval (Clotho, AudioCaps, COCO, Flickr30k).
 
 Every input goes through the run's own front-ends: sounds are cut into windows of the trained clip length
-(data_pipelines.benchmarks.windows: shorter clips padded, longer ones cut, silent windows left out), each
+(data_pipelines.public_sets.windows: shorter clips padded, longer ones cut, silent windows left out), each
 window embedded and the windows pooled ("mean" by default); images are resized and centre-cropped to the
 trained size; sentences are embedded with the word vectors stored beside the run's data set, unknown words
 dropped. Representations are read at config.eval_layers[0]. A sentence with no known word embeds as
@@ -19,11 +19,11 @@ import numpy as np
 from absl import logging
 from gensim.models import KeyedVectors
 
-from alignment import benchmark_retrieval, zero_shot
+from alignment import public_retrieval, zero_shot
 from data_pipelines import text, vision
 from data_pipelines.audio import AudioConfig, SilentAudioError
-from data_pipelines.benchmarks import CaptionSet, ClassificationSet, prompts, windows
 from data_pipelines.builders.features import load_dataset_word_vectors
+from data_pipelines.public_sets import CaptionSet, ClassificationSet, prompts, windows
 from experiments.evaluation.context import EvalContext
 from experiments.runtime.logs import Progress
 
@@ -142,7 +142,7 @@ def sound_classification(
     vectors = word_vectors(context)
     coverage = prompts.vocabulary_coverage(dataset.class_names, vectors.key_to_index, templates)
     for name, missing in coverage.missing.items():
-        logging.info("benchmark: class %r loses %s (not in the vocabulary)", name, list(missing))
+        logging.info("public_eval: class %r loses %s (not in the vocabulary)", name, list(missing))
     sentences = prompts.class_prompts(dataset.class_names, templates)
     flat, no_word = embed_sentences(
         context, [s for per_class in sentences for s in per_class], vectors
@@ -152,7 +152,7 @@ def sound_classification(
     )
     num_classes = len(dataset.class_names)
     result = {
-        "benchmark": dataset.name,
+        "set": dataset.name,
         "num_clips": int(len(sounds)),
         "num_classes": num_classes,
         "chance": 1.0 / num_classes,
@@ -194,11 +194,11 @@ def caption_retrieval(
     keep = owners >= 0
     captions = [c for c, k in zip(dataset.captions, keep, strict=True) if k]
     sentences, no_word = embed_sentences(context, captions, word_vectors(context))
-    metrics = benchmark_retrieval.caption_retrieval(
+    metrics = public_retrieval.caption_retrieval(
         items, sentences, owners[keep], modality=dataset.modality
     )
     return {
-        "benchmark": dataset.name,
+        "set": dataset.name,
         "num_items": int(len(items)),
         "num_captions": int(len(captions)),
         "retrieval": metrics,

@@ -1,4 +1,4 @@
-"""A public benchmark's result as markdown and JSON: <workdir>/benchmarks/NAME.{json,md}."""
+"""A public set's result as markdown and JSON: <workdir>/public_eval/NAME.{json,md}."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from data_pipelines import paths
 from experiments.reports.tables import json_safe
 
-BENCHMARK_SUBDIR = "benchmarks"
+PUBLIC_EVAL_SUBDIR = "public_eval"
 
 
 def _percent(value: float) -> str:
@@ -75,9 +75,9 @@ def retrieval_markdown(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def benchmark_markdown(result: Mapping[str, Any]) -> str:
+def public_markdown(result: Mapping[str, Any]) -> str:
     """The markdown of a sound_classification or caption_retrieval result."""
-    lines = [f"## {result['benchmark']} (checkpoint step {result['step']})", ""]
+    lines = [f"## {result['set']} (checkpoint step {result['step']})", ""]
     if "zero_shot" in result:
         lines += classification_markdown(result)
     else:
@@ -92,13 +92,13 @@ def benchmark_markdown(result: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_benchmark(result: Mapping[str, Any], workdir: str) -> tuple[str, str]:
-    """Writes <workdir>/benchmarks/NAME.json and NAME.md (workdir local or a URI); returns (json path,
+def write_public_result(result: Mapping[str, Any], workdir: str) -> tuple[str, str]:
+    """Writes <workdir>/public_eval/NAME.json and NAME.md (workdir local or a URI); returns (json path,
     markdown)."""
-    directory = paths.as_path(workdir) / BENCHMARK_SUBDIR
+    directory = paths.as_path(workdir) / PUBLIC_EVAL_SUBDIR
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{result['benchmark']}.json"
+    path = directory / f"{result['set']}.json"
     path.write_text(json.dumps(json_safe(result), indent=1), encoding="utf-8")
-    markdown = benchmark_markdown(result)
-    (directory / f"{result['benchmark']}.md").write_text(markdown, encoding="utf-8")
+    markdown = public_markdown(result)
+    (directory / f"{result['set']}.md").write_text(markdown, encoding="utf-8")
     return str(path), markdown

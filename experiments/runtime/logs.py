@@ -26,7 +26,7 @@ from experiments.runtime import event_files
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _PROJECT_DIRS = tuple(
     os.path.join(_PROJECT_ROOT, name) + os.sep
-    for name in ("alignment", "data_pipelines", "experiments", "benchmarks")
+    for name in ("alignment", "data_pipelines", "experiments", "benchmarks", "studies")
 )
 
 

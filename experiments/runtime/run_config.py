@@ -1,5 +1,5 @@
 """A run carries its config: <workdir>/config.json records the config file and every value, so evaluate,
-retrieve and benchmark work from --workdir alone.
+retrieve and public_eval work from --workdir alone.
 
 The saved values are applied on top of a fresh get_config() of the recorded file, so the shape references
 between data and model (configs/base.py) survive; without the file (moved, another machine) the saved
