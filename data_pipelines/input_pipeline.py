@@ -126,8 +126,15 @@ class _StreamReader:
     by row index; with neither, rows carry none.
     """
 
-    def __init__(self, builder: tfds.core.DatasetBuilder, stream: str, split: str):
+    def __init__(
+        self,
+        builder: tfds.core.DatasetBuilder,
+        stream: str,
+        split: str,
+        stored_dtype: bool = False,
+    ):
         self.records = records.Records(builder, split)
+        self.stored_dtype = stored_dtype
         self.names = [*stream_features(stream), "id"]
         self.table = None
         if "teacher_probs" in builder.info.features:
@@ -143,7 +150,7 @@ class _StreamReader:
                 )
 
     def read(self, split_rows: np.ndarray, with_ids: bool = False) -> dict[str, np.ndarray]:
-        arrays = self.records.read(split_rows, self.names)
+        arrays = self.records.read(split_rows, self.names, self.stored_dtype)
         if self.table is not None:
             arrays["teacher_probs"] = np.asarray(self.table[split_rows], np.float32)
         if not with_ids:
@@ -234,8 +241,9 @@ def train_batches(
     """Endless per-host training batches from `start_step` on; `workers` batches are read and
     decoded in parallel (in order), `prefetch` more wait ready.
 
-    Yields {"image_sound": {"image": uint8 [b,H,W,3], "sound": float32 [b,T,F], "teacher_probs"?},
-    "image_text": {"image", "text": float32 [b,L,D], "text_mask": bool [b,L], "teacher_probs"?}}
+    Yields {"image_sound": {"image": uint8 [b,H,W,3], "sound": float [b,T,F], "teacher_probs"?},
+    "image_text": {"image", "text": float [b,L,D], "text_mask": bool [b,L], "teacher_probs"?}}
+    (sound and text in their stored dtype, float32 or float16: the train step widens float16)
     with b = global_batch_size // process_count: host p's rows [p*b, (p+1)*b) of the global batch, which
     depends on (seed, step) only, not on process_count. `augment` (data_pipelines.augment) transforms
     each batch with draws that also depend on (seed, step) only; with a sound window, "sound" is
@@ -243,7 +251,9 @@ def train_batches(
     """
     host_rows = _host_slice(global_batch_size, process_index, process_count)
     builder = _builder(source)
-    readers = {stream: _StreamReader(builder, stream, split) for stream in streams}
+    readers = {
+        stream: _StreamReader(builder, stream, split, stored_dtype=True) for stream in streams
+    }
     split_rows = {stream: _stream_rows(builder, stream, split) for stream in streams}
     samplers = {
         stream: _stream_sampler(

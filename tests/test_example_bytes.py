@@ -107,3 +107,21 @@ def test_a_cut_row_is_a_one_line_error():
     raw = _example(c=tf_feature_pb2.Feature(bytes_list=tf_feature_pb2.BytesList(value=[b"x" * 50])))
     with pytest.raises(example_bytes.MalformedRowError):
         example_bytes.feature_lists(raw[:-10], frozenset({"c"}))
+
+
+def test_training_batches_keep_the_stored_dtype(world):
+    """Training batches carry sound and text as stored (the step widens float16 on the device);
+    other readers get float32, the same values."""
+    from data_pipelines import input_pipeline
+
+    stored = world.info.features["sound"].np_dtype
+    batch = next(input_pipeline.train_batches(world, 4, seed=0, workers=1))
+    assert batch["image_sound"]["sound"].dtype == stored
+    assert batch["image_text"]["text"].dtype == stored
+    split = records.Records(world, "train")
+    rows = np.arange(6)
+    as_stored = split.read(rows, ["sound", "text"], stored_dtype=True)
+    widened = split.read(rows, ["sound", "text"])
+    for name in ("sound", "text"):
+        assert widened[name].dtype == np.float32
+        np.testing.assert_array_equal(as_stored[name].astype(np.float32), widened[name])

@@ -143,9 +143,9 @@ def test_each_host_reads_only_its_rows_of_each_batch(data_dir, tmp_path, monkeyp
     requests = []
     read = ip.records.Records.read
 
-    def counting_read(self, rows, names):
+    def counting_read(self, rows, names, stored_dtype=False):
         requests.append(np.asarray(rows).copy())
-        return read(self, rows, names)
+        return read(self, rows, names, stored_dtype)
 
     monkeypatch.setattr(ip.records.Records, "read", counting_read)
     batches = ip.train_batches(data_dir, 8, seed=2, process_index=1, process_count=2, workers=1)

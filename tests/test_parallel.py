@@ -219,3 +219,40 @@ def test_embed_fn_equals_apply(setup):
     assert got["fc7"].sharding.spec == P("data")
     for name in ("tower", "fc6", "fc7", "logits"):
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_float16_inputs_step_as_if_widened_on_the_host(setup):
+    """Compact rows reach the step as float16 and are widened inside it: parameters and metrics equal,
+    to the bit, those of a step fed the same values widened to float32 beforehand."""
+    half = _batch(3)
+    for stream, name in (("image_sound", "sound"), ("image_text", "text")):
+        half[stream][name] = half[stream][name].astype(np.float16)
+    widened = jax.tree.map(lambda x: x.astype(np.float32) if x.dtype == np.float16 else x, half)
+    results = []
+    for batch in (half, widened):
+        state = _fresh_state(setup, setup["mesh"])
+        sharded = parallel.shard_batch(batch, setup["mesh"])
+        state, metrics = setup["step"](state, sharded, setup["teacher_params"])
+        results.append(_host((state.params, metrics)))
+    jax.tree.map(np.testing.assert_array_equal, *results)
+    assert results[0][1]["finite"] == 1.0
+
+
+def test_prefetch_puts_batches_on_the_mesh_ahead_in_order(setup):
+    taken = []
+
+    def host_batches():
+        for seed in range(5):
+            taken.append(seed)
+            yield _batch(seed)
+
+    batches = parallel.prefetch_to_mesh(host_batches(), setup["mesh"], ahead=2)
+    first = next(batches)
+    assert taken == [0, 1, 2]  # two batches on the devices beyond the one handed over
+    assert first["image_text"]["text"].sharding == NamedSharding(setup["mesh"], P("data"))
+    rest = list(batches)
+    for seed, batch in enumerate([first, *rest]):
+        np.testing.assert_array_equal(
+            np.asarray(batch["image_sound"]["sound"]), _batch(seed)["image_sound"]["sound"]
+        )
+    assert len(rest) == 4

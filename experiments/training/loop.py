@@ -104,7 +104,7 @@ def _run(task: Task) -> TrainState:
         manager.close()
         return state
     best = _BestCheckpoint(task.best_dir, schedule.best_tolerance) if task.best_dir else None
-    batches = task.batches(start)
+    batches = parallel.prefetch_to_mesh(task.batches(start), task.mesh)
     writer = ScalarWriter(task.logdir, resumed_step=start)
     if start == 0 and task.config is not None:
         writer.write_config(task.config, metrics=("loss", task.selection_metric or "loss"))
@@ -116,7 +116,7 @@ def _run(task: Task) -> TrainState:
     # process agrees on (runtime/preemption.py), instead of killing the run between checkpoints.
     with preemption.Watch(start) as watch:
         for step in range(start, schedule.total_steps):
-            state, metrics = task.step(state, parallel.shard_batch(next(batches), task.mesh))
+            state, metrics = task.step(state, next(batches))
             buffer.add(step, metrics)
             done = step + 1
             last = done == schedule.total_steps
