@@ -7,7 +7,8 @@ import optax
 
 
 def make_optimizer(opt_cfg: Any, total_steps: int) -> optax.GradientTransformation:
-    """AdamW with linear warm-up and cosine decay, after global-norm gradient clipping."""
+    """AdamW with linear warm-up and cosine decay, after global-norm gradient clipping (none at an
+    infinite grad_clip)."""
     schedule = optax.warmup_cosine_decay_schedule(
         0.0,
         opt_cfg.learning_rate,
