@@ -26,7 +26,7 @@ from data_pipelines.builders.skips import (
     read_skip_report,
 )
 from data_pipelines.builders.video_folder import VideoFolderConfig, VideoFolderDataset
-from data_pipelines.builders.world import WorldBuilderConfig, WorldDataset
+from data_pipelines.builders.world_dataset import WorldBuilderConfig, WorldDataset
 from data_pipelines.world import World, WorldConfig
 from tests import helpers
 

@@ -8,7 +8,7 @@ from tensorflow_datasets.proto import tf_example_pb2, tf_feature_pb2
 
 from data_pipelines import audio, example_bytes, records, text
 from data_pipelines.builders.features import FeatureSpec
-from data_pipelines.builders.world import WorldBuilderConfig, WorldDataset
+from data_pipelines.builders.world_dataset import WorldBuilderConfig, WorldDataset
 from data_pipelines.world import WorldConfig
 
 WORLD = WorldConfig.small(num_train_sound=8, num_train_text=8, num_validation=4, num_test=8)

@@ -9,7 +9,7 @@ import pytest
 
 from data_pipelines import input_pipeline as ip
 from data_pipelines.builders import teacher_probs
-from data_pipelines.builders.world import WorldBuilderConfig, WorldDataset
+from data_pipelines.builders.world_dataset import WorldBuilderConfig, WorldDataset
 from data_pipelines.world import WorldConfig
 
 WORLD = WorldConfig.small(num_train_sound=24, num_train_text=20, num_validation=4, num_test=11)

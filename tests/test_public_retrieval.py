@@ -1,4 +1,4 @@
-"""Benchmark retrieval on device against a plain numpy full-matrix reference; zero-shot and probe."""
+"""Public-set retrieval on device against a plain numpy full-matrix reference; zero-shot and probe."""
 
 import numpy as np
 import pytest

@@ -22,7 +22,7 @@ from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
 from data_pipelines.builders.features import FeatureSpec, load_label_names
 from data_pipelines.builders.manifest import ManifestConfig, ManifestDataset
 from data_pipelines.builders.video_folder import VideoFolderConfig, VideoFolderDataset
-from data_pipelines.builders.world import WorldBuilderConfig, WorldDataset
+from data_pipelines.builders.world_dataset import WorldBuilderConfig, WorldDataset
 from data_pipelines.world import WorldConfig
 
 WORLD_SIZES = {"small": WorldConfig.small, "default": WorldConfig, "full": WorldConfig.full}
