@@ -19,6 +19,8 @@ from typing import BinaryIO
 import zstandard
 from etils import epath
 
+from data_pipelines import proto_wire
+
 _BLOCK = 1 << 16
 _BLOCK_HEADER = 24
 _CHUNK_HEADER = 40
@@ -31,35 +33,22 @@ class ArrayRecordFormatError(ValueError):
     """A file is not an ArrayRecord file this reader understands."""
 
 
-def _varint(buffer: bytes, pos: int) -> tuple[int, int]:
-    """(value, position after it) of the unsigned LEB128 varint at `pos`."""
-    value = shift = 0
-    while True:
-        byte = buffer[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
 def _proto_fields(message: bytes) -> dict[int, int | bytes]:
     """The varint and length-delimited fields of a serialized proto (the last value of each number)."""
-    fields: dict[int, int | bytes] = {}
-    pos = 0
-    while pos < len(message):
-        key, pos = _varint(message, pos)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            fields[number], pos = _varint(message, pos)
-        elif wire_type == 2:
-            size, pos = _varint(message, pos)
-            fields[number], pos = message[pos : pos + size], pos + size
-        else:
-            raise ArrayRecordFormatError(
-                f"unexpected proto wire type {wire_type} in an ArrayRecord footer"
-            )
-    return fields
+    found: dict[int, int | bytes] = {}
+    try:
+        for number, wire_type, a, b in proto_wire.fields(message, 0, len(message)):
+            if wire_type == proto_wire.VARINT:
+                found[number] = a
+            elif wire_type == proto_wire.LEN:
+                found[number] = message[a:b]
+            else:
+                raise ArrayRecordFormatError(
+                    f"unexpected proto wire type {wire_type} in an ArrayRecord footer"
+                )
+    except proto_wire.WireFormatError as err:
+        raise ArrayRecordFormatError(f"an ArrayRecord footer is not a proto: {err}") from None
+    return found
 
 
 def _without_block_headers(raw: bytes, start: int) -> bytes:
@@ -85,7 +74,7 @@ def _decompress(compression: int, block: bytes, pos: int, size: int) -> bytes:
         raise ArrayRecordFormatError(
             f"ArrayRecord chunk compressed with {chr(compression)!r}: only zstd and none are read remotely"
         )
-    decoded_size, start = _varint(block, pos)
+    decoded_size, start = proto_wire.varint(block, pos)
     return zstandard.ZstdDecompressor().decompress(
         block[start : pos + size], max_output_size=decoded_size
     )
@@ -109,12 +98,12 @@ def decode_chunk(raw: bytes, start: int) -> list[bytes]:
             "an ArrayRecord chunk ends before its data (a truncated file?)"
         )
     compression = body[0]
-    sizes_size, pos = _varint(body, 1)
+    sizes_size, pos = proto_wire.varint(body, 1)
     sizes = _decompress(compression, body, pos, sizes_size)
     values = _decompress(compression, body, pos + sizes_size, len(body) - pos - sizes_size)
     records, offset, cursor = [], 0, 0
     for _ in range(num_records):
-        size, cursor = _varint(sizes, cursor)
+        size, cursor = proto_wire.varint(sizes, cursor)
         records.append(values[offset : offset + size])
         offset += size
     return records

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 
-from data_pipelines import array_record_files, example_bytes, paths
+from data_pipelines import array_record_files, example_bytes, paths, proto_wire
 
 # Rows per read: bounds the raw records held at once (64 rows of the paper config's shapes: about 44 MB).
 _CHUNK = 64
@@ -112,7 +112,7 @@ class Records:
                         raise example_bytes.MalformedRowError(f"no feature {sorted(missing)[0]!r}")
                     for name in names:
                         out[name][start + offset] = self._decode(name, raw, lists)
-                except example_bytes.MalformedRowError as err:
+                except proto_wire.WireFormatError as err:  # MalformedRowError included
                     raise example_bytes.MalformedRowError(
                         f"row {row} of the {self._split} split of {self._data_dir}: {err}"
                     ) from None
