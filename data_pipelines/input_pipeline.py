@@ -7,8 +7,8 @@ global batch) and host p of P takes its contiguous slice [p*B/P, (p+1)*B/P): any
 pure function of (seed, step), the same whatever the number of hosts, so a run restarted at step s
 continues exactly as if it had never stopped, without replay, and on any number of hosts. Each epoch drops
 the stream's last len % B rows of its order. Each host reads, by row index (data_pipelines.records), only
-its own rows of each batch, in `workers` parallel reads that run ahead of the step, so its memory holds a
-few batches whatever the size of the data set; what grows with the data set is an index of 1 byte per row
+its own rows of each batch, in worker processes that run ahead of the step, so its memory holds a few
+batches whatever the size of the data set; what grows with the data set is an index of 1 byte per row
 (which modalities each row has, written beside the data set when it is built) and the epoch's order.
 
 teacher_probs are read from the stored feature when the data set has one, else from the parallel file of
@@ -20,11 +20,9 @@ between hosts and augmented by the same rules.
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -33,7 +31,7 @@ from etils import epath
 
 from alignment.streams import STREAMS, stream_features, stream_flags
 from data_pipelines import augment as augmentation
-from data_pipelines import paths, records
+from data_pipelines import batch_workers, paths, records
 from data_pipelines.builders import teacher_probs as teacher
 
 MODALITY_FLAGS = ("has_image", "has_sound", "has_text")
@@ -235,11 +233,12 @@ def train_batches(
     split: str = "train",
     streams: Sequence[str] = ("image_sound", "image_text"),
     prefetch: int = 2,
-    workers: int = 2,
+    workers: int = 0,
     augment: augmentation.AugmentConfig | None = None,
 ) -> Iterator[dict[str, dict[str, np.ndarray]]]:
-    """Endless per-host training batches from `start_step` on; `workers` batches are read and
-    decoded in parallel (in order), `prefetch` more wait ready.
+    """Endless per-host training batches from `start_step` on, made by `workers` processes
+    (data_pipelines.batch_workers; 0: in this process, each when asked for), each process up to
+    `prefetch` steps ahead of the consumer.
 
     Yields {"image_sound": {"image": uint8 [b,H,W,3], "sound": float [b,T,F], "teacher_probs"?},
     "image_text": {"image", "text": float [b,L,D], "text_mask": bool [b,L], "teacher_probs"?}}
@@ -249,55 +248,89 @@ def train_batches(
     each batch with draws that also depend on (seed, step) only; with a sound window, "sound" is
     [b, augment.sound_steps, F].
     """
-    host_rows = _host_slice(global_batch_size, process_index, process_count)
     builder = _builder(source)
-    readers = {
-        stream: _StreamReader(builder, stream, split, stored_dtype=True) for stream in streams
-    }
-    split_rows = {stream: _stream_rows(builder, stream, split) for stream in streams}
-    samplers = {
-        stream: _stream_sampler(
-            builder, stream, split, global_batch_size, seed, process_index, process_count
-        )
-        for stream in streams
-    }
     stored_steps = builder.info.features["sound"].shape[0]
     if augment is not None and augment.is_identity(stored_steps):
         augment = None
-
-    def batch_at(stream: str, step: int) -> dict[str, np.ndarray]:
-        rows = readers[stream].read(split_rows[stream][samplers[stream].host_rows(step)])
-        if augment is None:
-            return rows
-        rng = augmentation.batch_rng(seed, list(STREAMS).index(stream), step)
-        return augmentation.augment(rows, augment, rng, global_batch_size, host_rows)
-
-    def make(step: int) -> dict[str, dict[str, np.ndarray]]:
-        return {stream: batch_at(stream, step) for stream in streams}
-
+    make = _PairBatches(
+        os.fspath(builder.data_dir), global_batch_size, seed, process_index, process_count, split,
+        tuple(streams), augment,
+    )  # fmt: skip
+    make.open(builder)  # here, so that a stream too small for the batch is refused at once
     return _read_ahead(make, start_step, workers, prefetch)
 
 
-def _read_ahead(
-    make: Callable[[int], Any], start_step: int, workers: int, prefetch: int
-) -> Iterator[Any]:
-    """make(start_step), make(start_step + 1), ...: `workers` steps made in parallel (in order),
-    `prefetch` more waiting ready."""
-    # Threads, not processes: reading an ArrayRecord row and copying its arrays release the GIL, and a
-    # thread needs no copy of the reader. The pool finishes its running reads when the caller stops.
-    with concurrent.futures.ThreadPoolExecutor(max(1, workers), "train-input") as pool:
-        ahead = max(1, workers) + prefetch
-        pending = collections.deque(pool.submit(make, start_step + i) for i in range(ahead))
-        next_step = start_step + ahead
-        try:
-            while True:
-                batch = pending.popleft().result()
-                pending.append(pool.submit(make, next_step))
-                next_step += 1
-                yield batch
-        finally:
-            for future in pending:
-                future.cancel()
+class _Batches:
+    """make(step) of a training stream, picklable: a worker process opens the data set again."""
+
+    data_dir: str
+    _opened: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_opened": None}
+
+    def __call__(self, step: int) -> Any:
+        if self._opened is None:
+            self.open(_builder(self.data_dir))
+        return self.make(step)
+
+    def open(self, builder: tfds.core.DatasetBuilder) -> None:
+        raise NotImplementedError
+
+    def make(self, step: int) -> Any:
+        raise NotImplementedError
+
+
+class _PairBatches(_Batches):
+    def __init__(self, data_dir: str, global_batch_size: int, seed: int, process_index: int,
+                 process_count: int, split: str, streams: tuple[str, ...],
+                 augment: augmentation.AugmentConfig | None):  # fmt: skip
+        self.data_dir, self.global_batch_size, self.seed = data_dir, global_batch_size, seed
+        self.process_index, self.process_count = process_index, process_count
+        self.split, self.streams, self.augment = split, streams, augment
+        self.host_rows = _host_slice(global_batch_size, process_index, process_count)
+        self._opened: Any = None
+
+    def open(self, builder: tfds.core.DatasetBuilder) -> None:
+        self._opened = {
+            stream: (
+                _StreamReader(builder, stream, self.split, stored_dtype=True),
+                _stream_rows(builder, stream, self.split),
+                _stream_sampler(
+                    builder,
+                    stream,
+                    self.split,
+                    self.global_batch_size,
+                    self.seed,
+                    self.process_index,
+                    self.process_count,
+                ),  # fmt: skip
+            )
+            for stream in self.streams
+        }
+
+    def make(self, step: int) -> dict[str, dict[str, np.ndarray]]:
+        return {stream: self._stream(stream, step) for stream in self.streams}
+
+    def _stream(self, stream: str, step: int) -> dict[str, np.ndarray]:
+        reader, split_rows, sampler = self._opened[stream]
+        rows = reader.read(split_rows[sampler.host_rows(step)])
+        if self.augment is None:
+            return rows
+        rng = augmentation.batch_rng(self.seed, list(STREAMS).index(stream), step)
+        return augmentation.augment(rows, self.augment, rng, self.global_batch_size, self.host_rows)
+
+
+def _read_ahead(make: _Batches, start_step: int, workers: int, prefetch: int) -> Iterator[Any]:
+    """make(start_step), make(start_step + 1), ...: made by `workers` processes (batch_workers), each
+    up to `prefetch` steps ahead; with workers=0, each when it is asked for, in this process."""
+    if workers:
+        yield from batch_workers.batches(make, start_step, workers, prefetch)
+        return
+    step = start_step
+    while True:
+        yield make(step)
+        step += 1
 
 
 # The teacher's stream: its own permutation seeds, apart from the pair streams' (0, 1).
@@ -320,30 +353,50 @@ def image_batches(
     process_count: int = 1,
     split: str = "train",
     prefetch: int = 2,
-    workers: int = 2,
+    workers: int = 0,
     augment: augmentation.AugmentConfig | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Endless per-host batches of the split's image rows and their classes, from `start_step` on:
     {"image": uint8 [b, H, W, 3], "label": int32 [b]} (label -1 where the row has none), b =
     global_batch_size // process_count, sampled, split between hosts and augmented as train_batches'
     streams are (a pure function of (seed, step)). label: the stored feature ("fine_label", "label")."""
-    host_rows = _host_slice(global_batch_size, process_index, process_count)
     builder = _builder(source)
-    split_records = records.Records(builder, split)
-    rows = image_rows(builder, split)
-    sampler = _StreamSampler(
-        len(rows), global_batch_size, seed, IMAGE_STREAM_ID, process_index, process_count
-    )
-
-    def make(step: int) -> dict[str, np.ndarray]:
-        batch = split_records.read(rows[sampler.host_rows(step)], ("image", label))
-        batch = {"image": batch["image"], "label": batch[label].astype(np.int32)}
-        if augment is None:
-            return batch
-        rng = augmentation.batch_rng(seed, IMAGE_STREAM_ID, step)
-        return augmentation.augment(batch, augment, rng, global_batch_size, host_rows)
-
+    make = _ImageBatches(
+        os.fspath(builder.data_dir), global_batch_size, label, seed, process_index, process_count,
+        split, augment,
+    )  # fmt: skip
+    make.open(builder)
     return _read_ahead(make, start_step, workers, prefetch)
+
+
+class _ImageBatches(_Batches):
+    def __init__(self, data_dir: str, global_batch_size: int, label: str, seed: int,
+                 process_index: int, process_count: int, split: str,
+                 augment: augmentation.AugmentConfig | None):  # fmt: skip
+        self.data_dir, self.global_batch_size, self.label, self.seed = (
+            data_dir, global_batch_size, label, seed,
+        )  # fmt: skip
+        self.process_index, self.process_count = process_index, process_count
+        self.split, self.augment = split, augment
+        self.host_rows = _host_slice(global_batch_size, process_index, process_count)
+        self._opened: Any = None
+
+    def open(self, builder: tfds.core.DatasetBuilder) -> None:
+        rows = image_rows(builder, self.split)
+        sampler = _StreamSampler(len(rows), self.global_batch_size, self.seed, IMAGE_STREAM_ID,
+                                 self.process_index, self.process_count)  # fmt: skip
+        self._opened = (records.Records(builder, self.split), rows, sampler)
+
+    def make(self, step: int) -> dict[str, np.ndarray]:
+        split_records, rows, sampler = self._opened
+        batch = split_records.read(rows[sampler.host_rows(step)], ("image", self.label))
+        batch = {"image": batch["image"], "label": batch[self.label].astype(np.int32)}
+        if self.augment is None:
+            return batch
+        rng = augmentation.batch_rng(self.seed, IMAGE_STREAM_ID, step)
+        return augmentation.augment(
+            batch, self.augment, rng, self.global_batch_size, self.host_rows
+        )
 
 
 def pad_batch(arrays: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:

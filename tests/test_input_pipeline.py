@@ -148,7 +148,7 @@ def test_each_host_reads_only_its_rows_of_each_batch(data_dir, tmp_path, monkeyp
         return read(self, rows, names, stored_dtype)
 
     monkeypatch.setattr(ip.records.Records, "read", counting_read)
-    batches = ip.train_batches(data_dir, 8, seed=2, process_index=1, process_count=2, workers=1)
+    batches = ip.train_batches(data_dir, 8, seed=2, process_index=1, process_count=2)
     _take(batches, 6)
     batches.close()
     assert requests and all(len(rows) == 4 for rows in requests)
@@ -170,3 +170,80 @@ def test_the_modality_index_written_at_build_is_what_the_rows_say(data_dir, tmp_
         for name in ip.MODALITY_FLAGS:
             np.testing.assert_array_equal(indexed[name], flags[name])
     assert ip.stream_sizes(copy) == {"image_sound": 24, "image_text": 20}
+
+
+def test_worker_processes_make_the_same_batches_from_any_step(data_dir):
+    """Batches made by worker processes (in shared memory) equal those made in this process, from a
+    resumed step on, for the pair streams and the teacher's image stream."""
+    for make in (
+        lambda workers: ip.train_batches(data_dir, 8, seed=3, start_step=4, workers=workers),
+        lambda workers: ip.image_batches(
+            data_dir, 8, "fine_label", seed=3, start_step=4, workers=workers
+        ),
+    ):
+        in_process = _take(make(0), 5)
+        batches = make(2)
+        by_workers = _take(batches, 5)
+        batches.close()
+        flat = [ip.batch_workers._flatten(b) for b in (*in_process, *by_workers)]
+        for ours, theirs in zip(flat[:5], flat[5:], strict=True):
+            assert [path for path, _ in ours] == [path for path, _ in theirs]
+            for (_, a), (_, b) in zip(ours, theirs, strict=True):
+                assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_a_killed_worker_is_a_one_line_error(data_dir):
+    import multiprocessing
+    import os
+    import signal
+
+    batches = ip.train_batches(data_dir, 8, seed=0, workers=1)
+    next(batches)
+    (worker,) = [p for p in multiprocessing.active_children() if p.name.startswith("input-worker")]
+    os.kill(worker.pid, signal.SIGKILL)
+    with pytest.raises(ip.batch_workers.InputWorkerError, match=r"died with exit code -9") as err:
+        _take(batches, 10)  # the batches made before the kill may still arrive
+    assert "\n" not in str(err.value)
+
+
+def test_a_worker_that_fails_is_a_one_line_error_naming_the_step(data_dir, tmp_path):
+    copy = str(tmp_path / "copy")
+    shutil.copytree(data_dir, copy)
+    batches = ip.train_batches(copy, 8, seed=0, workers=1)  # opens the data set here
+    for path in (tmp_path / "copy").glob("*train.array_record*"):
+        path.write_bytes(b"not a record file")
+    with pytest.raises(
+        ip.batch_workers.InputWorkerError, match=r"input-worker-0, step 0: \w+"
+    ) as err:
+        next(batches)
+    assert "\n" not in str(err.value)
+
+
+def test_workers_end_when_their_training_process_is_killed(data_dir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import multiprocessing, sys, time\n"
+        "from data_pipelines import input_pipeline as ip\n"
+        f"batches = ip.train_batches({str(data_dir)!r}, 8, workers=1)\n"
+        "next(batches)\n"
+        "print(multiprocessing.active_children()[0].pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    consumer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(consumer.stdout.readline())
+    consumer.send_signal(signal.SIGKILL)
+    consumer.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError(f"input worker {worker} outlived its killed training process")

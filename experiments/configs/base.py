@@ -1,5 +1,7 @@
 """Defaults shared by every experiment config; each config file changes what differs and locks it."""
 
+import os
+
 import ml_collections
 
 
@@ -33,8 +35,10 @@ def base_config() -> ml_collections.ConfigDict:
     # Manifest folders without validation.jsonl: this fraction of the train rows (chosen by a hash of
     # each row's id, so the same rows whatever the order) is held out as the validation split.
     c.data.validation_fraction = 0.1
-    # Training batches read and decoded in parallel (threads), ahead of the step.
-    c.data.input_workers = 2
+    # Processes that read and decode training batches ahead of the step (data_pipelines/batch_workers.py):
+    # half the host's cores, the other half left to the step's host side; 0 reads in the training
+    # process. The batches are the same whatever the count.
+    c.data.input_workers = max(1, (os.cpu_count() or 2) // 2)
     c.data.strict = False  # True: stop at the first bad input row instead of skipping it
     # True: build_data encodes the rows of a manifest, video or COCO folder as an Apache Beam pipeline
     # (DirectRunner unless build_data's --beam_pipeline_options names another); the same data set.

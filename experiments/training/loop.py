@@ -7,6 +7,7 @@ progress lines, the non-finite guard and the workdir lock.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -104,7 +105,6 @@ def _run(task: Task) -> TrainState:
         manager.close()
         return state
     best = _BestCheckpoint(task.best_dir, schedule.best_tolerance) if task.best_dir else None
-    batches = parallel.prefetch_to_mesh(task.batches(start), task.mesh)
     writer = ScalarWriter(task.logdir, resumed_step=start)
     if start == 0 and task.config is not None:
         writer.write_config(task.config, metrics=("loss", task.selection_metric or "loss"))
@@ -114,7 +114,9 @@ def _run(task: Task) -> TrainState:
     preempted_at = 0
     # SIGTERM, or a multi-host job's preemption notice, ends the loop with a checkpoint at a step every
     # process agrees on (runtime/preemption.py), instead of killing the run between checkpoints.
-    with preemption.Watch(start) as watch:
+    # The input's worker processes end with the loop, whichever way it ends.
+    with preemption.Watch(start) as watch, contextlib.closing(task.batches(start)) as host_batches:
+        batches = parallel.prefetch_to_mesh(host_batches, task.mesh)
         for step in range(start, schedule.total_steps):
             state, metrics = task.step(state, next(batches))
             buffer.add(step, metrics)

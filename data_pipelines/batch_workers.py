@@ -1,0 +1,213 @@
+"""Training batches made in worker processes and handed over in shared memory.
+
+Reading a stored row and decoding it hold the GIL for most of their time, so threads of one process
+use one core. Here each of `workers` processes makes every workers-th step's batch (make(step), a pure
+function of the step, so which process makes it changes nothing), writes its arrays into one block of
+shared memory and sends the block's name and layout; the consumer takes the steps in order and copies
+each batch out of its block (the copy the device transfer would make anyway), then frees it. Each worker
+runs at most `ahead` steps before the consumer.
+
+Processes are started with "spawn": the consumer is a JAX process with threads of its own, which fork
+would copy mid-flight. Starting a worker costs an interpreter and the data stack's imports (a few
+seconds, overlapping the first compilation of the step). A worker that raises sends its one-line error
+(a row that fails to decode names the row), and one that dies is noticed within a second: the consumer
+raises InputWorkerError either way, never waits forever.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker, shared_memory
+from typing import Any
+
+import numpy as np
+
+# How often the consumer checks that the worker it waits on is alive (seconds).
+_POLL_SECONDS = 1.0
+# How long a stopped worker may take to finish its step and exit (seconds).
+_STOP_SECONDS = 30.0
+# Arrays start at multiples of this in a block (aligned loads for the copy out).
+_ALIGN = 64
+
+Layout = list[tuple[tuple[str, ...], str, tuple[int, ...], int]]
+
+
+class InputWorkerError(RuntimeError):
+    """A batch worker failed or died."""
+
+
+def _flatten(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], np.ndarray]]:
+    if isinstance(tree, dict):
+        return [leaf for key in tree for leaf in _flatten(tree[key], (*prefix, key))]
+    return [(prefix, np.asarray(tree))]
+
+
+def _unflatten(leaves: list[tuple[tuple[str, ...], np.ndarray]]) -> Any:
+    if len(leaves) == 1 and not leaves[0][0]:
+        return leaves[0][1]
+    tree: dict[str, Any] = {}
+    for path, array in leaves:
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = array
+    return tree
+
+
+def _to_shared(batch: Any) -> tuple[str, Layout]:
+    """Copies a batch (nested dicts of numeric arrays) into a new shared-memory block it leaves open;
+    returns (block name, layout)."""
+    leaves = _flatten(batch)
+    layout: Layout = []
+    size = 0
+    for path, array in leaves:
+        if array.dtype == object:
+            raise TypeError(f"batch entry {'/'.join(path)} holds Python objects: not sharable")
+        size = -(-size // _ALIGN) * _ALIGN
+        layout.append((path, array.dtype.str, array.shape, size))
+        size += array.nbytes
+    block = shared_memory.SharedMemory(create=True, size=max(size, 1))
+    # The consumer frees the block; this process's tracker must not free it again at exit.
+    resource_tracker.unregister(block._name, "shared_memory")  # type: ignore[attr-defined]
+    for (_, array), (_, dtype, shape, offset) in zip(leaves, layout, strict=True):
+        np.ndarray(shape, dtype, block.buf, offset)[...] = array
+    name = block.name
+    block.close()
+    return name, layout
+
+
+def _from_shared(name: str, layout: Layout) -> Any:
+    """The batch in block `name`, copied out; the block is freed."""
+    block = shared_memory.SharedMemory(name=name)
+    try:
+        leaves = [
+            (path, np.ndarray(shape, dtype, block.buf, offset).copy())
+            for path, dtype, shape, offset in layout
+        ]
+    finally:
+        block.close()
+        block.unlink()
+    return _unflatten(leaves)
+
+
+def _free(name: str) -> None:
+    try:
+        block = shared_memory.SharedMemory(name=name)
+    except FileNotFoundError:
+        return
+    block.close()
+    block.unlink()
+
+
+def _work(make: Callable[[int], Any], first: int, stride: int, out: Any, stop: Any) -> None:
+    """A worker's loop: make(first), make(first + stride), ... into shared memory, until stopped or
+    until the consumer's process is gone (killed, it cannot stop its workers)."""
+    consumer = multiprocessing.parent_process()
+
+    def wanted() -> bool:
+        return not stop.is_set() and (consumer is None or consumer.is_alive())
+
+    step = first
+    while _make_one(make, step, out, wanted):
+        step += stride
+    if consumer is not None and not consumer.is_alive():
+        _drain(out)  # the blocks it will never take
+
+
+def _make_one(make: Callable[[int], Any], step: int, out: Any, wanted: Callable[[], bool]) -> bool:
+    """Makes one step's batch and hands it over; False when the worker should end."""
+    if not wanted():
+        return False
+    try:
+        message = ("batch", step, *_to_shared(make(step)))
+    except Exception as err:  # any failure is reported, then the worker ends
+        text = " ".join(str(err).split()) or type(err).__name__
+        out.put(("error", step, f"{type(err).__name__}: {text}"))
+        return False
+    while True:
+        try:
+            out.put(message, timeout=_POLL_SECONDS)
+            return True
+        except queue.Full:
+            if not wanted():
+                _free(message[2])
+                return False
+
+
+def batches(
+    make: Callable[[int], Any], start_step: int, workers: int, ahead: int = 2
+) -> Iterator[Any]:
+    """make(start_step), make(start_step + 1), ... made by `workers` processes, in order.
+
+    make must be picklable (a module-level class or function) and a pure function of the step.
+    """
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    outs = [context.Queue(maxsize=max(1, ahead)) for _ in range(workers)]
+    processes = [
+        context.Process(
+            target=_work,
+            args=(make, start_step + w, workers, outs[w], stop),
+            name=f"input-worker-{w}",
+            daemon=True,
+        )
+        for w in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        step = start_step
+        while True:
+            w = (step - start_step) % workers
+            yield _receive(outs[w], processes[w], step)
+            step += 1
+    finally:
+        stop.set()
+        for process, out in zip(processes, outs, strict=True):
+            _stop(process, out)
+
+
+def _receive(out: Any, process: Any, step: int) -> Any:
+    while True:
+        try:
+            kind, got, *rest = out.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            if not process.is_alive():
+                raise InputWorkerError(
+                    f"input worker {process.name} (pid {process.pid}) died with exit code "
+                    f"{process.exitcode} while making step {step}"
+                ) from None
+            continue
+        if kind == "error":
+            raise InputWorkerError(f"input worker {process.name}, step {got}: {rest[0]}")
+        if got != step:
+            raise InputWorkerError(f"input worker {process.name} sent step {got}, expected {step}")
+        return _from_shared(*rest)
+
+
+def _stop(process: Any, out: Any) -> None:
+    """Waits for a stopped worker to end, freeing the blocks of the batches it made that were never
+    taken (reading its queue also lets it exit); ends it by force after _STOP_SECONDS."""
+    deadline = time.monotonic() + _STOP_SECONDS
+    while process.is_alive() and time.monotonic() < deadline:
+        _drain(out)
+        process.join(timeout=0.1)
+    if process.is_alive():
+        process.terminate()
+        process.join()
+    else:
+        _drain(out)
+    out.close()
+
+
+def _drain(out: Any) -> None:
+    while True:
+        try:
+            kind, _, *rest = out.get_nowait()
+        except (queue.Empty, EOFError, OSError):
+            return
+        if kind == "batch":
+            _free(rest[0])
