@@ -128,9 +128,12 @@ def _float_storage(config_name: str) -> str:
 def _stream(folder: str, batch: int, steps: int, workers: int, warmup: int, host: int = 0,
             hosts: int = 1) -> dict[str, Any]:  # fmt: skip
     """Streams `steps` batches (after `warmup`) as host `host` of `hosts`, whose batch is batch/hosts."""
+    started = time.perf_counter()
     batches = input_pipeline.train_batches(
         folder, batch, seed=0, workers=workers, process_index=host, process_count=hosts
     )
+    next(batches)
+    first_batch_s = time.perf_counter() - started
     for _ in range(warmup):
         next(batches)
     start = time.perf_counter()
@@ -143,6 +146,7 @@ def _stream(folder: str, batch: int, steps: int, workers: int, warmup: int, host
         "examples_per_s": steps * 2 * (batch // hosts) / elapsed,
         "steps": steps,
         "workers": workers,
+        "first_batch_s": first_batch_s,
     }
 
 
@@ -182,12 +186,13 @@ def measure_memory(
     config_name: str = "paper", rows: int = 256, factor: int = 10, batch: int = 8, steps: int = 48
 ) -> dict[str, Any]:
     """Peak RSS of a process streaming `steps` batches (`batch` rows per stream) from data sets of
-    `rows` and `factor * rows` rows at `config_name`'s shapes; the ratio should stay near 1."""
+    `rows` and `factor * rows` rows at `config_name`'s shapes; the ratio should stay near 1. The
+    batches are made in that process (workers=0): each input worker process holds the same reader."""
     with tempfile.TemporaryDirectory(prefix="shr-input-memory-") as scratch:
         sizes, peaks, per_row = [rows, factor * rows], [], []
         for n in sizes:
             folder, bytes_per_row = write_rows(scratch, config_name, n)
-            peaks.append(launch([_command(folder, batch, steps, workers=2)])[0]["peak_rss_bytes"])
+            peaks.append(launch([_command(folder, batch, steps, workers=0)])[0]["peak_rss_bytes"])
             per_row.append(bytes_per_row)
         world_bytes_per_row = write_rows(scratch, "world", 64)[1]
     return {
@@ -207,17 +212,15 @@ def measure_memory(
 def measure_throughput(
     config_name: str = "paper", rows: int = 512, batch: int = 8, steps: int = 64
 ) -> dict[str, Any]:
-    """Examples/s of the training stream at `config_name`'s shapes with every core busy (one process
-    per core, each the host of its share of every global batch, as on a multi-host job), per core, and
-    the cores one H200 at TARGET_MFU of its bf16 peak would need (PAPER_FLOPS_PER_EXAMPLE)."""
+    """Examples/s of the training stream at `config_name`'s shapes with every core busy (one training
+    process whose input workers are as many processes as the host has cores), per core, and the cores
+    one H200 at TARGET_MFU of its bf16 peak would need (PAPER_FLOPS_PER_EXAMPLE); with the seconds to
+    the first batch (the workers' start-up)."""
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="shr-input-rate-") as scratch:
         folder, bytes_per_row = write_rows(scratch, config_name, rows)
-        global_batch = batch * cores
-        runs = launch(
-            [_command(folder, global_batch, steps, 1, host, cores) for host in range(cores)]
-        )
-    rate = sum(run["examples_per_s"] for run in runs)
+        (run,) = launch([_command(folder, batch * cores, steps, workers=cores)])
+    rate = run["examples_per_s"]
     per_core = rate / cores
     needed = TARGET_MFU * H200_BF16_FLOPS / PAPER_FLOPS_PER_EXAMPLE
     return {
@@ -225,6 +228,8 @@ def measure_throughput(
         "cores": cores,
         "examples_per_s": rate,
         "examples_per_s_per_core": per_core,
+        "workers": cores,
+        "first_batch_s": run["first_batch_s"],
         "bytes_per_row": bytes_per_row,
         "float_storage": _float_storage(config_name),
         "input_bytes_per_s_per_core": per_core * bytes_per_row,

@@ -3,7 +3,7 @@
 python -m benchmarks.run                        # everything: about 2.5 minutes on 2 quiet CPU cores,
                                                 #   plus about 30 wall-minutes for teacher_memory on 2 busy ones
 python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipeline, eval, scaling, first_step,
-                                                #   input_memory, input_throughput, teacher_memory
+                                                #   input_memory, input_throughput, input_bound, teacher_memory
 python -m benchmarks.run --only=teacher_memory --teacher_memory_jobs=evaluate  # some of its JOBS
 
 What each number means: benchmarks/README.md. Targets are reported, never asserted.
@@ -24,6 +24,7 @@ from benchmarks import (
     common,
     eval_speed,
     first_step,
+    input_bound,
     input_scale,
     memory,
     scaling,
@@ -34,13 +35,14 @@ from benchmarks import world_input as pipeline_bench
 
 SECTIONS = (
     "matmul", "train", "pipeline", "eval", "scaling", "first_step", "input_memory", "input_throughput",
-    "teacher_memory",
+    "input_bound", "teacher_memory",
 )  # fmt: skip
 TARGETS = {
     "world_utilization": 0.65,
     "pipeline_headroom": 3.0,
     "input_memory_ratio": 1.3,  # peak RSS growth while the rows grow 10x
     "cores_per_h200": 14,
+    "input_bound": 0.05,  # fraction of the world step's time lost to its input
     "teacher_memory_ratio": 1.3,  # peak RSS growth of every teacher_memory job while the rows grow 8x
 }
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
@@ -107,6 +109,8 @@ def run(
     if "input_throughput" in sections:
         _section(results, "input_throughput", input_scale.measure_throughput)
         results["cores_per_h200"] = results["input_throughput"]["cores_per_h200"]
+    if "input_bound" in sections:
+        _section(results, "input_bound", lambda: input_bound.measure(world))
     if "teacher_memory" in sections:
         _section(results, "teacher_memory", lambda: teacher_memory.measure(jobs=teacher_jobs))
     results["machine"]["load_average_end"] = list(os.getloadavg())
@@ -120,12 +124,14 @@ def _targets_met(results: dict[str, Any]) -> dict[str, bool | None]:
     memory = results.get("input_memory", {}).get("rss_ratio")
     cores = results.get("cores_per_h200")
     teacher = results.get("teacher_memory", {}).get("max_rss_ratio")
+    bound = results.get("input_bound", {}).get("input_bound")
     return {
         "world_utilization": None if world is None else world >= TARGETS["world_utilization"],
         "pipeline_headroom": None if headroom is None else headroom >= TARGETS["pipeline_headroom"],
         "paper_h200_mfu": None,  # measured by benchmarks/accelerator.sh on a GPU
         "input_memory_ratio": None if memory is None else memory <= TARGETS["input_memory_ratio"],
         "cores_per_h200": None if cores is None else cores <= TARGETS["cores_per_h200"],
+        "input_bound": None if bound is None else bound <= TARGETS["input_bound"],
         "teacher_memory_ratio": (
             None if teacher is None else teacher <= TARGETS["teacher_memory_ratio"]
         ),
@@ -198,6 +204,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"input examples/s per core ({t['config']} shapes, {t['cores']} cores)",
                      f"{t['examples_per_s_per_core']:.0f} ({t['input_bytes_per_s_per_core'] / 1e6:.0f} MB/s)"))  # fmt: skip
         rows.append(("cores one H200 needs", t["derivation"]))
+        rows.append(("input workers' start-up (first batch)", f"{t['first_batch_s']:.1f} s"))
+    if "input_bound" in results:
+        b = results["input_bound"]
+        rows.append((f"world step fed by the pipeline / in memory ({b['input_workers']} workers)",
+                     f"{b['step_fed_s'] * 1e3:.0f} / {b['step_in_memory_s'] * 1e3:.0f} ms: "
+                     f"{b['input_bound']:.1%} lost to input"))  # fmt: skip
     if "teacher_memory" in results:
         m = results["teacher_memory"]
         for job, peaks in m["peak_rss_bytes"].items():
