@@ -2,10 +2,12 @@
 
 Reading a stored row and decoding it hold the GIL for most of their time, so threads of one process
 use one core. Here each of `workers` processes makes every workers-th step's batch (make(step), a pure
-function of the step, so which process makes it changes nothing), writes its arrays into one block of
-shared memory and sends the block's name and layout; the consumer takes the steps in order and copies
-each batch out of its block (the copy the device transfer would make anyway), then frees it. Each worker
-runs at most `ahead` steps before the consumer.
+function of the step, so which process makes it changes nothing), writes its arrays into one of its
+blocks of shared memory and sends the block's name and layout; the consumer takes the steps in order and
+copies each batch out of its block. Each worker runs at most `ahead` steps before the consumer and
+cycles through ahead + 2 blocks, so a block is written again only once the consumer has copied it out;
+blocks are made once and kept, since first touching fresh memory pages costs more than the copy (on a
+VM, a new block per batch tripled the hand-over time).
 
 Processes are started with "spawn": the consumer is a JAX process with threads of its own, which fork
 would copy mid-flight. Starting a worker costs an interpreter and the data stack's imports (a few
@@ -16,11 +18,12 @@ raises InputWorkerError either way, never waits forever.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import time
 from collections.abc import Callable, Iterator
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
@@ -57,52 +60,79 @@ def _unflatten(leaves: list[tuple[tuple[str, ...], np.ndarray]]) -> Any:
     return tree
 
 
-def _to_shared(batch: Any) -> tuple[str, Layout]:
-    """Copies a batch (nested dicts of numeric arrays) into a new shared-memory block it leaves open;
-    returns (block name, layout)."""
-    leaves = _flatten(batch)
-    layout: Layout = []
-    size = 0
-    for path, array in leaves:
-        if array.dtype == object:
-            raise TypeError(f"batch entry {'/'.join(path)} holds Python objects: not sharable")
-        size = -(-size // _ALIGN) * _ALIGN
-        layout.append((path, array.dtype.str, array.shape, size))
-        size += array.nbytes
-    block = shared_memory.SharedMemory(create=True, size=max(size, 1))
-    # The consumer frees the block; this process's tracker must not free it again at exit.
-    resource_tracker.unregister(block._name, "shared_memory")  # type: ignore[attr-defined]
-    for (_, array), (_, dtype, shape, offset) in zip(leaves, layout, strict=True):
-        np.ndarray(shape, dtype, block.buf, offset)[...] = array
-    name = block.name
+class _Blocks:
+    """A worker's ring of shared-memory blocks, each grown (replaced by a larger one) when a batch does
+    not fit."""
+
+    def __init__(self, count: int):
+        self.blocks: list[shared_memory.SharedMemory | None] = [None] * count
+        self.next = 0
+
+    def write(self, batch: Any) -> tuple[str, Layout]:
+        """Copies a batch (nested dicts of numeric arrays) into the next block; (its name, layout)."""
+        leaves = _flatten(batch)
+        layout: Layout = []
+        size = 0
+        for path, array in leaves:
+            if array.dtype == object:
+                raise TypeError(f"batch entry {'/'.join(path)} holds Python objects: not sharable")
+            size = -(-size // _ALIGN) * _ALIGN
+            layout.append((path, array.dtype.str, array.shape, size))
+            size += array.nbytes
+        index = self.next
+        self.next = (index + 1) % len(self.blocks)
+        block = self.blocks[index]
+        if block is None or block.size < size:
+            if block is not None:
+                _release(block)
+            block = shared_memory.SharedMemory(create=True, size=max(size, 1))
+            self.blocks[index] = block
+        for (_, array), (_, dtype, shape, offset) in zip(leaves, layout, strict=True):
+            np.ndarray(shape, dtype, block.buf, offset)[...] = array
+        return block.name, layout
+
+    def release(self) -> None:
+        for block in self.blocks:
+            if block is not None:
+                _release(block)
+
+
+def _release(block: shared_memory.SharedMemory) -> None:
+    """Unmaps and unlinks a block (whichever side unlinks first). Blocks stay registered with the
+    resource tracker the workers share with the consumer until unlinked, so that if every process dies
+    the tracker still frees them."""
     block.close()
-    return name, layout
-
-
-def _from_shared(name: str, layout: Layout) -> Any:
-    """The batch in block `name`, copied out; the block is freed."""
-    block = shared_memory.SharedMemory(name=name)
-    try:
-        leaves = [
-            (path, np.ndarray(shape, dtype, block.buf, offset).copy())
-            for path, dtype, shape, offset in layout
-        ]
-    finally:
-        block.close()
+    with contextlib.suppress(FileNotFoundError):  # the other side freed it first
         block.unlink()
-    return _unflatten(leaves)
 
 
-def _free(name: str) -> None:
-    try:
-        block = shared_memory.SharedMemory(name=name)
-    except FileNotFoundError:
-        return
-    block.close()
-    block.unlink()
+class _Attached:
+    """The consumer's view of the workers' blocks: each opened once, freed at the end."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, shared_memory.SharedMemory] = {}
+
+    def read(self, name: str, layout: Layout) -> Any:
+        """The batch in block `name`, copied out (the worker writes the block again later)."""
+        if name not in self.blocks:
+            self.blocks[name] = shared_memory.SharedMemory(name=name)
+        buf = self.blocks[name].buf
+        return _unflatten(
+            [
+                (path, np.ndarray(shape, dtype, buf, offset).copy())
+                for path, dtype, shape, offset in layout
+            ]
+        )
+
+    def release(self) -> None:
+        for block in self.blocks.values():
+            _release(block)
+        self.blocks.clear()
 
 
-def _work(make: Callable[[int], Any], first: int, stride: int, out: Any, stop: Any) -> None:
+def _work(
+    make: Callable[[int], Any], first: int, stride: int, ahead: int, out: Any, stop: Any
+) -> None:
     """A worker's loop: make(first), make(first + stride), ... into shared memory, until stopped or
     until the consumer's process is gone (killed, it cannot stop its workers)."""
     consumer = multiprocessing.parent_process()
@@ -110,19 +140,23 @@ def _work(make: Callable[[int], Any], first: int, stride: int, out: Any, stop: A
     def wanted() -> bool:
         return not stop.is_set() and (consumer is None or consumer.is_alive())
 
+    blocks = _Blocks(ahead + 2)
     step = first
-    while _make_one(make, step, out, wanted):
-        step += stride
-    if consumer is not None and not consumer.is_alive():
-        _drain(out)  # the blocks it will never take
+    try:
+        while _make_one(make, step, out, wanted, blocks):
+            step += stride
+    finally:
+        blocks.release()
 
 
-def _make_one(make: Callable[[int], Any], step: int, out: Any, wanted: Callable[[], bool]) -> bool:
+def _make_one(
+    make: Callable[[int], Any], step: int, out: Any, wanted: Callable[[], bool], blocks: _Blocks
+) -> bool:
     """Makes one step's batch and hands it over; False when the worker should end."""
     if not wanted():
         return False
     try:
-        message = ("batch", step, *_to_shared(make(step)))
+        message = ("batch", step, *blocks.write(make(step)))
     except Exception as err:  # any failure is reported, then the worker ends
         text = " ".join(str(err).split()) or type(err).__name__
         out.put(("error", step, f"{type(err).__name__}: {text}"))
@@ -133,7 +167,6 @@ def _make_one(make: Callable[[int], Any], step: int, out: Any, wanted: Callable[
             return True
         except queue.Full:
             if not wanted():
-                _free(message[2])
                 return False
 
 
@@ -150,7 +183,7 @@ def batches(
     processes = [
         context.Process(
             target=_work,
-            args=(make, start_step + w, workers, outs[w], stop),
+            args=(make, start_step + w, workers, max(1, ahead), outs[w], stop),
             name=f"input-worker-{w}",
             daemon=True,
         )
@@ -158,19 +191,22 @@ def batches(
     ]
     for process in processes:
         process.start()
+    attached = _Attached()
     try:
         step = start_step
         while True:
             w = (step - start_step) % workers
-            yield _receive(outs[w], processes[w], step)
+            yield attached.read(*_receive(outs[w], processes[w], step))
             step += 1
     finally:
         stop.set()
         for process, out in zip(processes, outs, strict=True):
             _stop(process, out)
+        attached.release()
 
 
-def _receive(out: Any, process: Any, step: int) -> Any:
+def _receive(out: Any, process: Any, step: int) -> tuple[str, Layout]:
+    """(block name, layout) of the worker's batch of `step`."""
     while True:
         try:
             kind, got, *rest = out.get(timeout=_POLL_SECONDS)
@@ -185,12 +221,12 @@ def _receive(out: Any, process: Any, step: int) -> Any:
             raise InputWorkerError(f"input worker {process.name}, step {got}: {rest[0]}")
         if got != step:
             raise InputWorkerError(f"input worker {process.name} sent step {got}, expected {step}")
-        return _from_shared(*rest)
+        return rest[0], rest[1]
 
 
 def _stop(process: Any, out: Any) -> None:
-    """Waits for a stopped worker to end, freeing the blocks of the batches it made that were never
-    taken (reading its queue also lets it exit); ends it by force after _STOP_SECONDS."""
+    """Waits for a stopped worker to end (it frees its blocks; reading its queue lets it exit), and
+    ends it by force after _STOP_SECONDS, freeing the blocks its queue names."""
     deadline = time.monotonic() + _STOP_SECONDS
     while process.is_alive() and time.monotonic() < deadline:
         _drain(out)
@@ -201,6 +237,14 @@ def _stop(process: Any, out: Any) -> None:
     else:
         _drain(out)
     out.close()
+
+
+def _free(name: str) -> None:
+    try:
+        block = shared_memory.SharedMemory(name=name)
+    except FileNotFoundError:
+        return
+    _release(block)
 
 
 def _drain(out: Any) -> None:
