@@ -18,8 +18,10 @@ raises InputWorkerError either way, never waits forever.
 
 from __future__ import annotations
 
-import contextlib
+import _posixshmem  # SharedMemory's own POSIX calls (see _Attached)
+import mmap
 import multiprocessing
+import os
 import queue
 import time
 from collections.abc import Callable, Iterator
@@ -98,25 +100,33 @@ class _Blocks:
 
 
 def _release(block: shared_memory.SharedMemory) -> None:
-    """Unmaps and unlinks a block (whichever side unlinks first). Blocks stay registered with the
-    resource tracker the workers share with the consumer until unlinked, so that if every process dies
-    the tracker still frees them."""
+    """Unmaps and unlinks one of this worker's blocks."""
     block.close()
-    with contextlib.suppress(FileNotFoundError):  # the other side freed it first
-        block.unlink()
+    block.unlink()
 
 
 class _Attached:
-    """The consumer's view of the workers' blocks: each opened once, freed at the end."""
+    """The consumer's view of the workers' blocks: each mapped once, unmapped at the end.
+
+    Only the worker that made a block registers it with the resource tracker and unlinks it: messages
+    to the tracker from two processes can arrive in either order, and a block unregistered before it
+    was registered would be reported as leaked. The consumer therefore maps blocks directly, as
+    SharedMemory does without its tracker calls; a worker that is killed leaves its blocks to the
+    tracker, which frees them when the job ends.
+    """
 
     def __init__(self) -> None:
-        self.blocks: dict[str, shared_memory.SharedMemory] = {}
+        self.maps: dict[str, mmap.mmap] = {}
 
     def read(self, name: str, layout: Layout) -> Any:
         """The batch in block `name`, copied out (the worker writes the block again later)."""
-        if name not in self.blocks:
-            self.blocks[name] = shared_memory.SharedMemory(name=name)
-        buf = self.blocks[name].buf
+        if name not in self.maps:
+            fd = _posixshmem.shm_open("/" + name, os.O_RDWR, mode=0o600)
+            try:
+                self.maps[name] = mmap.mmap(fd, os.fstat(fd).st_size)
+            finally:
+                os.close(fd)
+        buf = self.maps[name]
         return _unflatten(
             [
                 (path, np.ndarray(shape, dtype, buf, offset).copy())
@@ -125,9 +135,9 @@ class _Attached:
         )
 
     def release(self) -> None:
-        for block in self.blocks.values():
-            _release(block)
-        self.blocks.clear()
+        for mapped in self.maps.values():
+            mapped.close()
+        self.maps.clear()
 
 
 def _work(
@@ -226,7 +236,7 @@ def _receive(out: Any, process: Any, step: int) -> tuple[str, Layout]:
 
 def _stop(process: Any, out: Any) -> None:
     """Waits for a stopped worker to end (it frees its blocks; reading its queue lets it exit), and
-    ends it by force after _STOP_SECONDS, freeing the blocks its queue names."""
+    ends it by force after _STOP_SECONDS."""
     deadline = time.monotonic() + _STOP_SECONDS
     while process.is_alive() and time.monotonic() < deadline:
         _drain(out)
@@ -239,19 +249,10 @@ def _stop(process: Any, out: Any) -> None:
     out.close()
 
 
-def _free(name: str) -> None:
-    try:
-        block = shared_memory.SharedMemory(name=name)
-    except FileNotFoundError:
-        return
-    _release(block)
-
-
 def _drain(out: Any) -> None:
+    """Empties a stopped worker's queue (its blocks are its own to free)."""
     while True:
         try:
-            kind, _, *rest = out.get_nowait()
+            out.get_nowait()
         except (queue.Empty, EOFError, OSError):
             return
-        if kind == "batch":
-            _free(rest[0])
