@@ -20,6 +20,7 @@ between hosts and augmented by the same rules.
 
 from __future__ import annotations
 
+import abc
 import functools
 import os
 from collections.abc import Iterator, Sequence
@@ -260,7 +261,7 @@ def train_batches(
     return _read_ahead(make, start_step, workers, prefetch)
 
 
-class _Batches:
+class _Batches(abc.ABC):
     """make(step) of a training stream, picklable: a worker process opens the data set again."""
 
     data_dir: str
@@ -274,11 +275,13 @@ class _Batches:
             self.open(_builder(self.data_dir))
         return self.make(step)
 
+    @abc.abstractmethod
     def open(self, builder: tfds.core.DatasetBuilder) -> None:
-        raise NotImplementedError
+        """Opens the readers the batches need (in each process that makes them)."""
 
+    @abc.abstractmethod
     def make(self, step: int) -> Any:
-        raise NotImplementedError
+        """The host's batch of `step`."""
 
 
 class _PairBatches(_Batches):
