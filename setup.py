@@ -39,6 +39,7 @@ setup(
         "numpy>=2.4",
         "scipy",
         "pillow",
+        "safetensors>=0.8",
         "matplotlib",
         "tensorboardX",
         "tensorboard",  # only the viewer of the event files; unbounded so it never moves Colab's own
