@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,13 +17,12 @@ import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
 
 from data_pipelines import paths
+from data_pipelines.words import NoKnownWordError as NoKnownWordError
+from data_pipelines.words import sentence_vectors
+from data_pipelines.words import tokenize as tokenize
 
 ACCEPTED_FORMATS = "word2vec text format (.txt/.vec) or word2vec binary format (.bin)"
 _PICKLE_SUFFIXES = (".model", ".kv", ".pkl", ".pickle", ".npy", ".npz")
-
-
-class NoKnownWordError(ValueError):
-    """No word of the caption has a vector."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,15 +56,6 @@ class TextConfig:
         getter = cfg.get if isinstance(cfg, Mapping) else lambda k, d: getattr(cfg, k, d)
         values = {name: getter(name, None) for name in names}
         return cls(**{k: v for k, v in values.items() if v is not None})
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercased words: NFKC-normalized; anything but letters, marks and digits separates words."""
-    if not isinstance(text, str):
-        raise ValueError(f"a caption must be a str, got {type(text).__name__}")
-    normalized = unicodedata.normalize("NFKC", text).casefold()
-    kept = [ch if unicodedata.category(ch)[0] in "LMN" else " " for ch in normalized]
-    return "".join(kept).split()
 
 
 def train_word_vectors(sentences: Iterable[str], cfg: TextConfig) -> KeyedVectors:
@@ -148,22 +137,9 @@ def save_word_vectors(vectors: KeyedVectors, path: str | os.PathLike, binary: bo
 def embed_sentence(
     text: str, vectors: KeyedVectors, max_words: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A caption -> (float32 [max_words, D] word vectors, bool [max_words] mask), zero-padded.
+    """A caption -> (float32 [max_words, D] word vectors, bool [max_words] mask), zero-padded
+    (words.sentence_vectors over the vectors' vocabulary: data_pipelines/words.py).
 
     Unknown words are dropped; ValueError if the caption is empty or has no known word.
     """
-    words = tokenize(text)
-    if not words:
-        raise ValueError("caption is empty (no words)")
-    known = [w for w in words if w in vectors.key_to_index][:max_words]
-    if not known:
-        raise NoKnownWordError(
-            f"caption has no word with a vector (all {len(words)} out of vocabulary)"
-        )
-    out = np.zeros((max_words, vectors.vector_size), dtype=np.float32)
-    out[: len(known)] = np.stack([vectors[w] for w in known])
-    mask = np.zeros(max_words, dtype=bool)
-    mask[: len(known)] = True
-    if not np.all(np.isfinite(out)):
-        raise ValueError("word vectors hold non-finite values")
-    return out, mask
+    return sentence_vectors(text, vectors.key_to_index, vectors.vectors, max_words)
