@@ -10,6 +10,7 @@ and weights) and check_config refuses, when the config loads, combinations that 
 """
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from alignment.chunked_loss import LOGSUMEXP, SUM, Ring, ring_reduce
 from alignment.streams import STREAMS
 
 # Squared-norm floor: zero vectors normalize to zero (cosine 0) with a finite gradient.
@@ -61,11 +63,28 @@ def ranking_loss(
     a, p = l2_normalize(anchor), l2_normalize(positive)
     c = p if candidates is None else l2_normalize(candidates)
     matched = jnp.sum(a * p, axis=-1)
+    positives = _is_positive(a.shape[0], c.shape[0], offset)
+    return _hinge_sum(margin, a, matched, c, positives, weights) / a.shape[0]
+
+
+def _hinge_sum(
+    margin: float,
+    a: jax.Array,
+    matched: jax.Array,
+    c: jax.Array,
+    positive: jax.Array | None,
+    weights: jax.Array | None,
+) -> jax.Array:
+    """sum_ij w_ij max(0, margin - matched_i + cos_ij) over the candidates that are not i's pair.
+
+    a: [n, D] and c: [m, D] unit rows; matched: [n] cos(a_i, p_i); positive: [n, m] i's pair (None:
+    none in c); weights: [n, m] or None (all 1)."""
     hinge = jax.nn.relu(margin - matched[:, None] + _cosines(a, c))
-    hinge = jnp.where(_is_positive(a.shape[0], c.shape[0], offset), 0.0, hinge)
+    if positive is not None:
+        hinge = jnp.where(positive, 0.0, hinge)
     if weights is not None:
         hinge = hinge * weights
-    return jnp.sum(hinge) / a.shape[0]
+    return jnp.sum(hinge)
 
 
 def same_class_weights(
@@ -76,25 +95,56 @@ def same_class_weights(
     return jnp.where(same, jnp.float32(weight), jnp.float32(1.0))
 
 
-def info_nce_direction(
+def softmax_ranking(
+    anchor: jax.Array, positive: jax.Array, scale: Any, *, candidates: jax.Array | None = None
+) -> jax.Array:
+    """mean_i [logsumexp_j(scale cos(a_i, c_j)) - scale cos(a_i, p_i)], InfoNCE at temperature 1/scale.
+
+    anchor, positive: [N, D] unnormalized pairs; candidates: [M, D] holding the positives (default: the
+    positives); scale: a float or a float32 scalar (learned). Float32 scalar."""
+    a, p = l2_normalize(anchor), l2_normalize(positive)
+    c = p if candidates is None else l2_normalize(candidates)
+    return jnp.mean(_logsumexp_rows(scale, a, c) - scale * jnp.sum(a * p, axis=-1))
+
+
+def _logsumexp_rows(scale: Any, a: jax.Array, c: jax.Array) -> jax.Array:
+    """[n] logsumexp_j(scale cos(a_i, c_j)) of unit rows a [n, D] and c [m, D]."""
+    return jax.nn.logsumexp(scale * _cosines(a, c), axis=-1)
+
+
+def sigmoid_ranking(
     anchor: jax.Array,
     positive: jax.Array,
-    temperature: float,
+    scale: Any,
+    bias: Any,
     *,
     candidates: jax.Array | None = None,
     offset: Any = 0,
 ) -> jax.Array:
-    """mean_i -log softmax_j(cos(a_i, c_j) / temperature)[i's positive]; shapes as in ranking_loss."""
+    """SigLIP's loss: -(1/N) sum_i sum_j log sigmoid(z_ij (scale cos(a_i, c_j) + bias)), z_ij = +1 on
+    i's pair, -1 elsewhere.
+
+    Shapes as in ranking_loss; scale and bias: floats or float32 scalars (learned). Float32 scalar."""
     a = l2_normalize(anchor)
     c = l2_normalize(positive if candidates is None else candidates)
-    log_probs = jax.nn.log_softmax(_cosines(a, c) / temperature, axis=-1)
-    picked = jnp.where(_is_positive(a.shape[0], c.shape[0], offset), log_probs, 0.0)
-    return -jnp.sum(picked) / a.shape[0]
+    positives = _is_positive(a.shape[0], c.shape[0], offset)
+    return _sigmoid_sum(scale, bias, a, c, positives) / a.shape[0]
+
+
+def _sigmoid_sum(
+    scale: Any, bias: Any, a: jax.Array, c: jax.Array, positive: jax.Array | None
+) -> jax.Array:
+    """-sum_ij log sigmoid(z_ij (scale cos_ij + bias)) of unit rows a [n, D] and c [m, D]; positive:
+    [n, m] where z = +1 (None: -1 everywhere)."""
+    logits = scale * _cosines(a, c) + bias
+    signs = -1.0 if positive is None else jnp.where(positive, 1.0, -1.0)
+    return -jnp.sum(jax.nn.log_sigmoid(signs * logits))
 
 
 def info_nce(a: jax.Array, b: jax.Array, temperature: float) -> jax.Array:
     """Symmetric InfoNCE between paired rows of a and b ([N, D] each): mean of a->b and b->a."""
-    return 0.5 * (info_nce_direction(a, b, temperature) + info_nce_direction(b, a, temperature))
+    scale = 1.0 / temperature
+    return 0.5 * (softmax_ranking(a, b, scale) + softmax_ranking(b, a, scale))
 
 
 def uniformity(
@@ -160,6 +210,8 @@ class TermInputs:
     captions: {stream: [n, word_dim]} the mean word vectors of a stream's captions (models.text.mean_words).
     gather: x -> (candidates, offset): the whole batch of x, holding the local rows at offset.
     cfg: config.loss.
+    loss_params: {stream: {name: float32 scalar}} the learned scalars of the ranking (init_loss_params).
+    ring: where loss.chunked passes the ranking's candidates around the mesh; None: gathered.
     """
 
     reps: Mapping[str, Mapping[str, Mapping[str, jax.Array]]]
@@ -167,6 +219,8 @@ class TermInputs:
     captions: Mapping[str, jax.Array]
     gather: Gather
     cfg: Any
+    loss_params: Mapping[str, Mapping[str, jax.Array]] = dataclasses.field(default_factory=dict)
+    ring: Ring | None = None
 
     @property
     def streams(self) -> list[tuple[str, tuple[str, str]]]:
@@ -190,25 +244,33 @@ def kl_per_modality(x: TermInputs) -> dict[str, jax.Array]:
 
 def ranking_per_direction(x: TermInputs) -> dict[str, jax.Array]:
     """Ranking per direction ("rank_img_snd", "rank_snd_img", "rank_img_txt", "rank_txt_img"), each
-    summed over loss.layers against the whole batch's negatives: loss.ranking_kind "hinge" (the paper's,
-    at loss.margin) or "infonce" (at loss.temperature)."""
+    summed over loss.layers against the whole batch's negatives, of loss.ranking_kind: "hinge" (the
+    paper's, at loss.margin), "infonce" (at loss.temperature), "infonce_learned" (CLIP's learned
+    temperature) or "sigmoid" (SigLIP's learned temperature and bias); the learned scalars are the
+    stream's, shared by its directions and layers. loss.chunked: the negatives come around the mesh a
+    device's chunk at a time (chunked_loss.ring_reduce) instead of gathered, with the same result."""
     terms = {}
     for name, pair in x.streams:
-        weights = _same_class_weights(x, name)
+        scalars = _ranking_scalars(x, name)
+        classes = _same_classes(x, name)
+        weights = None
+        if classes is not None and x.ring is None:
+            weights = same_class_weights(classes, x.gather(classes)[0], x.cfg.same_class_weight)
         for anchor, positive in (pair, pair[::-1]):
-            per_layer = [
-                _ranking_direction(
-                    x.reps[name][anchor][layer], x.reps[name][positive][layer], x, weights
-                )
-                for layer in x.cfg.layers
-            ]
+            per_layer = []
+            for layer in x.cfg.layers:
+                a, p = x.reps[name][anchor][layer], x.reps[name][positive][layer]
+                if x.ring is None:
+                    per_layer.append(_gathered_direction(a, p, x, scalars, weights))
+                else:
+                    per_layer.append(_chunked_direction(a, p, x, scalars, classes, x.ring))
             terms[f"rank_{_SHORT[anchor]}_{_SHORT[positive]}"] = jnp.sum(jnp.stack(per_layer))
     return terms
 
 
-def _same_class_weights(x: TermInputs, stream: str) -> jax.Array | None:
-    """The hinge's weights of the stream's negatives: loss.same_class_weight where a negative's image has
-    the anchor's class (the teacher's most probable one), on the streams of loss.same_class_streams.
+def _same_classes(x: TermInputs, stream: str) -> jax.Array | None:
+    """[n] the classes that weigh the hinge's negatives (the teacher's most probable one of each
+    image), or None where loss.same_class_weight does not apply to the stream.
 
     Above 1, pairs must be told apart from their own class's items, not only from the other classes
     (which the KL terms already separate). A stream whose pairs share nothing within a class (a dog's
@@ -216,21 +278,89 @@ def _same_class_weights(x: TermInputs, stream: str) -> jax.Array | None:
     """
     if x.cfg.same_class_weight == 1.0 or stream not in x.cfg.same_class_streams:
         return None
-    classes = jnp.argmax(x.teacher_probs[stream], axis=-1)
-    return same_class_weights(classes, x.gather(classes)[0], x.cfg.same_class_weight)
+    return jnp.argmax(x.teacher_probs[stream], axis=-1)
 
 
-def _ranking_direction(
-    anchor: jax.Array, positive: jax.Array, x: TermInputs, weights: jax.Array | None
-) -> jax.Array:
-    candidates, offset = x.gather(positive)
-    if x.cfg.ranking_kind == "infonce":
-        return info_nce_direction(
-            anchor, positive, x.cfg.temperature, candidates=candidates, offset=offset
+def _ranking_scalars(x: TermInputs, stream: str) -> dict[str, Any]:
+    """The numbers of the stream's ranking kind: "scale" (inverse temperature) and "bias", learned
+    (float32 scalars from x.loss_params) or fixed (floats from the config); none for the hinge."""
+    kind = x.cfg.ranking_kind
+    if kind == "infonce":
+        return {"scale": 1.0 / x.cfg.temperature}
+    if kind not in LEARNED_SCALARS:
+        return {}
+    if stream not in x.loss_params:
+        raise ValueError(
+            f"loss.ranking_kind={kind!r} learns scalars but the parameters hold no "
+            f"{LOSS_PARAMS}[{stream!r}]: build them with with_loss_params(params, config.loss)"
         )
+    learned = x.loss_params[stream]
+    scale = jnp.exp(learned["log_scale"])
+    if kind == "sigmoid":
+        return {"scale": scale, "bias": learned["bias"]}
+    return {"scale": jnp.minimum(scale, MAX_SCALE)}
+
+
+def _gathered_direction(
+    anchor: jax.Array,
+    positive: jax.Array,
+    x: TermInputs,
+    scalars: dict[str, Any],
+    weights: jax.Array | None,
+) -> jax.Array:
+    """One direction against the gathered batch of candidates."""
+    candidates, offset = x.gather(positive)
+    if x.cfg.ranking_kind == "sigmoid":
+        return sigmoid_ranking(
+            anchor,
+            positive,
+            scalars["scale"],
+            scalars["bias"],
+            candidates=candidates,
+            offset=offset,
+        )
+    if "scale" in scalars:
+        return softmax_ranking(anchor, positive, scalars["scale"], candidates=candidates)
     return ranking_loss(
         anchor, positive, x.cfg.margin, candidates=candidates, offset=offset, weights=weights
     )
+
+
+def _chunked_direction(
+    anchor: jax.Array,
+    positive: jax.Array,
+    x: TermInputs,
+    scalars: dict[str, Any],
+    classes: jax.Array | None,
+    ring: Ring,
+) -> jax.Array:
+    """_gathered_direction's value, the candidates coming around the ring a device's chunk at a time:
+    each kind's sum over candidates is a sum (or, for the softmax, a logsumexp) of per-chunk parts."""
+    a, p = l2_normalize(anchor), l2_normalize(positive)
+    matched = jnp.sum(a * p, axis=-1)
+    # Only arrays are differentiated around the ring; fixed numbers stay in the blocks.
+    learned = {k: v for k, v in scalars.items() if isinstance(v, jax.Array)}
+    fixed = {k: v for k, v in scalars.items() if k not in learned}
+    kind, cfg = x.cfg.ranking_kind, x.cfg
+
+    def hinge(s, anchors, c, aux, positive):
+        weights = None if aux[0] is None else same_class_weights(*aux, cfg.same_class_weight)
+        return _hinge_sum(cfg.margin, *anchors, c, positive, weights)
+
+    def softmax(s, anchors, c, aux, positive):
+        return _logsumexp_rows({**fixed, **s}["scale"], anchors[0], c)
+
+    def sigmoid(s, anchors, c, aux, positive):
+        s = {**fixed, **s}
+        return _sigmoid_sum(s["scale"], s["bias"], anchors[0], c, positive)
+
+    anchors, n = (a, matched), a.shape[0]
+    if kind == "sigmoid":
+        return ring_reduce(sigmoid, SUM, ring, learned, anchors, p) / n
+    if "scale" in scalars:
+        lse = ring_reduce(softmax, LOGSUMEXP, ring, learned, anchors, p)
+        return jnp.mean(lse - scalars["scale"] * matched)
+    return ring_reduce(hinge, SUM, ring, learned, anchors, p, (classes, classes)) / n
 
 
 def uniformity_per_modality(x: TermInputs) -> dict[str, jax.Array]:
@@ -288,7 +418,37 @@ TERMS: dict[str, Term] = {
 # The paper's terms each loss.objective turns on; every other term is on when its weight is above 0.
 OBJECTIVES = {"transfer": ("kl",), "ranking": ("ranking",), "both": ("kl", "ranking")}
 _CHOSEN_BY_OBJECTIVE = frozenset(term for terms in OBJECTIVES.values() for term in terms)
-RANKING_KINDS = ("hinge", "infonce")
+RANKING_KINDS = ("hinge", "infonce", "infonce_learned", "sigmoid")
+# Where the learned scalars live in the parameters: params[LOSS_PARAMS][stream][name].
+LOSS_PARAMS = "loss_params"
+# The ranking kinds that learn scalars, and their initial values: CLIP's log inverse temperature
+# log(1 / 0.07) (Radford et al., 2021); SigLIP's log(10) and bias -10 (Zhai et al., 2023), the bias
+# starting the N - 1 negatives of each row near their target so the first steps are not spent there.
+LEARNED_SCALARS = {
+    "infonce_learned": {"log_scale": math.log(1 / 0.07)},
+    "sigmoid": {"log_scale": math.log(10.0), "bias": -10.0},
+}
+MAX_SCALE = 100.0  # CLIP's clamp of the learned inverse temperature
+
+
+def init_loss_params(loss_cfg: Any) -> dict[str, dict[str, jax.Array]]:
+    """{stream: {name: float32 scalar}} the initial learned scalars of config.loss's ranking for every
+    stream; {} when the ranking is not in use or its kind learns none."""
+    initial = LEARNED_SCALARS.get(loss_cfg.ranking_kind)
+    if initial is None or "ranking" not in terms_in_use(loss_cfg):
+        return {}
+    return {
+        stream: {name: jnp.asarray(value, jnp.float32) for name, value in initial.items()}
+        for stream in STREAMS
+    }
+
+
+def with_loss_params(params: Any, loss_cfg: Any) -> Any:
+    """The network's parameters plus the loss's learned scalars under LOSS_PARAMS, where config.loss
+    has any (init_loss_params), so that the optimizer trains and checkpoints them with the rest;
+    `params` unchanged otherwise (and for loss_cfg None)."""
+    learned = {} if loss_cfg is None else init_loss_params(loss_cfg)
+    return {**params, LOSS_PARAMS: learned} if learned else params
 
 
 def term_weight(loss_cfg: Any, term: str) -> float:
@@ -306,6 +466,11 @@ def terms_in_use(loss_cfg: Any) -> tuple[str, ...]:
     )
 
 
+def is_chunked(loss_cfg: Any) -> bool:
+    """Whether config.loss asks for the chunked ranking (loss.chunked; absent: gathered)."""
+    return bool(loss_cfg.get("chunked", False))
+
+
 def needs_teacher_probs(loss_cfg: Any) -> bool:
     """Whether the objective reads the teacher's distributions (its KL terms)."""
     return "kl" in terms_in_use(loss_cfg)
@@ -317,6 +482,8 @@ def objective(
     loss_cfg: Any,
     gather: Gather | None = None,
     caption_words: Mapping[str, jax.Array] | None = None,
+    loss_params: Mapping[str, Mapping[str, jax.Array]] | None = None,
+    ring: Ring | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The training loss of config.loss: the sum over terms_in_use of each term's weight times the sum of
     its parts.
@@ -326,10 +493,20 @@ def objective(
     teacher_probs: {stream: [N, C]} the teacher's distributions of each stream's images (KL terms and
       same-class weights). caption_words: {stream: [N, word_dim]} (the words term).
     gather: x -> (candidates, offset) giving the whole batch of negatives; default: the local batch.
+    loss_params: params[LOSS_PARAMS], the ranking's learned scalars (with_loss_params).
+    ring: where loss.chunked passes the ranking's candidates around the mesh (inside shard_map).
     Returns (loss, metrics: every part of every term in use, and "loss"). The config is assumed to have
     passed check_config.
     """
-    inputs = TermInputs(reps, teacher_probs or {}, caption_words or {}, gather or _local, loss_cfg)
+    inputs = TermInputs(
+        reps,
+        teacher_probs or {},
+        caption_words or {},
+        gather or _local,
+        loss_cfg,
+        loss_params or {},
+        ring,
+    )
     loss = jnp.zeros((), jnp.float32)
     metrics: dict[str, jax.Array] = {}
     for term in terms_in_use(loss_cfg):

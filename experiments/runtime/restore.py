@@ -17,6 +17,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from alignment.losses import with_loss_params
 from alignment.models import Teacher, TriModalNet, create_model, create_teacher, init_params
 from alignment.train_state import TrainState
 from data_pipelines import paths
@@ -30,11 +31,12 @@ TEACHER_TRAINING_SUBDIR = "teacher_training"
 EVAL_SUBDIR = "eval"
 
 
-def abstract_train_state(model: TriModalNet, optimizer) -> TrainState:
-    """Shapes and dtypes of the TrainState (nothing allocated): the restore target and shape check."""
+def abstract_train_state(model: TriModalNet, optimizer, loss_cfg: Any = None) -> TrainState:
+    """Shapes and dtypes of the TrainState (nothing allocated): the restore target and shape check.
+    loss_cfg: config.loss, whose learned scalars are parameters too (losses.with_loss_params)."""
 
     def init():
-        params = init_params(model, jax.random.PRNGKey(0))
+        params = with_loss_params(init_params(model, jax.random.PRNGKey(0)), loss_cfg)
         return TrainState(
             step=np.zeros((), np.int32),
             params=params,
@@ -49,7 +51,8 @@ def abstract_train_state(model: TriModalNet, optimizer) -> TrainState:
 def student_abstract_state(config: Any) -> tuple[TriModalNet, TrainState]:
     """(model, abstract TrainState) of config.model and config.optimizer."""
     model = create_model(config.model)
-    return model, abstract_train_state(model, make_optimizer(config.optimizer, config.total_steps))
+    optimizer = make_optimizer(config.optimizer, config.total_steps)
+    return model, abstract_train_state(model, optimizer, config.loss)
 
 
 def student_dir(config: Any, workdir: str) -> str:

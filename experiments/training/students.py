@@ -76,7 +76,7 @@ def _train(config: Any, workdir: str, builder, on_start=None) -> TrainState:
     def init_state() -> TrainState:
         example = streams.example_batch(config.model)
         state = parallel.create_train_state(
-            model, optimizer, jax.random.PRNGKey(config.seed), example, mesh
+            model, optimizer, jax.random.PRNGKey(config.seed), example, mesh, config.loss
         )
         if config.init_vision_from_teacher:
             state = _vision_from_teacher(config, workdir, state, mesh)
@@ -118,7 +118,7 @@ def _train(config: Any, workdir: str, builder, on_start=None) -> TrainState:
             skip_nonfinite=config.loss.skip_nonfinite,
             best_tolerance=config.best_tolerance,
         ),
-        abstract_state=restore.abstract_train_state(model, optimizer),
+        abstract_state=restore.abstract_train_state(model, optimizer, config.loss),
         init_state=init_state,
         batches=batches,
         step=lambda state, batch: step_fn(state, batch, teacher_params),
