@@ -20,6 +20,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from alignment import losses
+from alignment.chunked_loss import Ring
 from alignment.losses import objective
 from alignment.models.network import TriModalNet, init_params
 from alignment.models.text import mean_words
@@ -75,17 +76,19 @@ def create_train_state(
     rng: jax.Array,
     example_batch: Mapping[str, Mapping[str, Any]],
     mesh: Mesh,
+    loss_cfg: Any = None,
 ) -> TrainState:
     """A replicated TrainState built directly on the mesh (eval_shape + jitted init, no host copy).
 
     example_batch: a batch of the step's form; only its shapes and dtypes are used (modalities it lacks
-    take the shapes the model was configured with).
+    take the shapes the model was configured with). loss_cfg: config.loss, whose learned scalars join
+    the parameters (losses.with_loss_params).
     """
     shapes = _example_inputs(example_batch)
 
     def params_init(rng: jax.Array) -> Any:
         example = {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}
-        return init_params(model, rng, example)
+        return losses.with_loss_params(init_params(model, rng, example), loss_cfg)
 
     return init_state_on_mesh(params_init, optimizer, rng, mesh)
 
@@ -153,6 +156,18 @@ def _representations(
     return cast(dict[str, jax.Array], reps)
 
 
+def negatives(loss_cfg: Any) -> tuple[losses.Gather, Ring | None]:
+    """(gather, ring): how the per-device loss sees the whole global batch, inside shard_map over
+    'data': gather(x) -> (x of every device [N, ...], offset of the local rows), and the ring that
+    passes the ranking's candidates around the devices where loss.chunked asks (else None)."""
+    device = lax.axis_index(AXIS)
+
+    def gather(x):
+        return lax.all_gather(x, AXIS, tiled=True), device * x.shape[0]
+
+    return gather, Ring(AXIS, lax.axis_size(AXIS)) if losses.is_chunked(loss_cfg) else None
+
+
 def make_train_step(
     model: TriModalNet,
     optimizer: optax.GradientTransformation,
@@ -187,8 +202,7 @@ def make_train_step(
                 logits = teacher.apply({"params": teacher_params}, inputs["image"])
                 teacher_probs[name] = lax.stop_gradient(jax.nn.softmax(logits))
 
-        def gather(x):
-            return lax.all_gather(x, AXIS, tiled=True), device * x.shape[0]
+        gather, ring = negatives(loss_cfg)
 
         def loss_fn(params):
             reps = {}
@@ -204,7 +218,8 @@ def make_train_step(
                 for name, inputs in batch.items()
                 if "text" in inputs
             }
-            return objective(reps, teacher_probs, loss_cfg, gather, captions)
+            loss_params = params.get(losses.LOSS_PARAMS)
+            return objective(reps, teacher_probs, loss_cfg, gather, captions, loss_params, ring)
 
         # Per-device copies of the parameters: each device differentiates its own share of the loss
         # (cross-device terms flow back through all_gather), and pmean then averages.

@@ -143,8 +143,13 @@ def base_config() -> ml_collections.ConfigDict:
             ranking_weight=1.0,
             margin=0.2,
             layers=("fc7",),
-            ranking_kind="hinge",  # hinge (the paper) | infonce
+            # hinge (the paper) | infonce (at temperature) | infonce_learned (CLIP's learned
+            # temperature) | sigmoid (SigLIP's learned temperature and bias); docs/objectives.md.
+            ranking_kind="hinge",
             temperature=0.1,
+            # True: the ranking's negatives come around the mesh one device's chunk at a time
+            # (lax.ppermute) instead of all-gathered: the same loss and gradients in less memory.
+            chunked=False,
             # > 0: spreads each modality's items at loss.layers (losses.uniformity), so that items of
             # one class do not collapse onto one point and detail beyond the class can align.
             uniformity_weight=0.0,
