@@ -111,7 +111,7 @@ def write_rows(
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False)
     )
-    input_pipeline.write_modality_index(builder)
+    input_pipeline.write_row_index(builder)
     save_label_names(os.fspath(builder.data_dir), [f"class-{k}" for k in range(CLASSES)], [])
     stored = sum(
         os.path.getsize(os.path.join(builder.data_dir, name))

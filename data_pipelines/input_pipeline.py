@@ -28,11 +28,12 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 from etils import epath
 
 from alignment.streams import STREAMS, stream_features, stream_flags
+from data_pipelines import array_tables, batch_workers, paths, records
 from data_pipelines import augment as augmentation
-from data_pipelines import batch_workers, paths, records
 from data_pipelines.builders import teacher_probs as teacher
 
 MODALITY_FLAGS = ("has_image", "has_sound", "has_text")
@@ -56,19 +57,31 @@ def modality_index_path(builder: tfds.core.DatasetBuilder, split: str) -> epath.
     return paths.as_path(builder.data_dir) / MODALITY_INDEX_DIR / f"{split}.npy"
 
 
-def write_modality_index(builder: tfds.core.DatasetBuilder) -> None:
-    """Writes, for every split, which modalities each row has (uint8 [N, 3]: has_image, has_sound,
-    has_text), so that opening a stream does not read every row of a large data set."""
+def write_row_index(builder: tfds.core.DatasetBuilder) -> None:
+    """Writes beside every split what reading it by row needs: which modalities each row has (uint8
+    [N, 3]: has_image, has_sound, has_text), so that opening a stream does not read every row of a
+    large data set, and its array tables (data_pipelines.array_tables), so that a row's arrays are one
+    copy from a file rather than a record to decompress. Each split takes one pass over its records."""
     for split in builder.info.splits:
         flags = _scan_flags(builder, split)
         path = modality_index_path(builder, split)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
             np.save(f, flags, allow_pickle=False)
+        split_records = records.Records(builder, split, tables=False)
+        logging.info(
+            "data: writing the array tables of the %s split (%d rows)", split, len(split_records)
+        )
+        array_tables.write_split(
+            array_tables.split_dir(builder.data_dir, split),
+            builder.info.features,
+            {name: flags[:, i].astype(bool) for i, name in enumerate(MODALITY_FLAGS)},
+            functools.partial(split_records.read, stored_dtype=True),
+        )
 
 
 def _scan_flags(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
-    flags = records.Records(builder, split).read_all(MODALITY_FLAGS)
+    flags = records.Records(builder, split, tables=False).read_all(MODALITY_FLAGS)
     return np.stack([flags[name] for name in MODALITY_FLAGS], axis=1).astype(np.uint8)
 
 
@@ -134,7 +147,7 @@ class _StreamReader:
     ):
         self.records = records.Records(builder, split)
         self.stored_dtype = stored_dtype
-        self.names = [*stream_features(stream), "id"]
+        self.names = list(stream_features(stream))
         self.table = None
         if "teacher_probs" in builder.info.features:
             self.names.append("teacher_probs")
@@ -149,11 +162,11 @@ class _StreamReader:
                 )
 
     def read(self, split_rows: np.ndarray, with_ids: bool = False) -> dict[str, np.ndarray]:
-        arrays = self.records.read(split_rows, self.names, self.stored_dtype)
+        # ids are strings, read from the records: training batches do without them.
+        names = [*self.names, "id"] if with_ids else self.names
+        arrays = self.records.read(split_rows, names, self.stored_dtype)
         if self.table is not None:
             arrays["teacher_probs"] = np.asarray(self.table[split_rows], np.float32)
-        if not with_ids:
-            del arrays["id"]
         return arrays
 
 

@@ -138,7 +138,7 @@ def test_each_host_reads_only_its_rows_of_each_batch(data_dir, tmp_path, monkeyp
     has its modality index (as every build writes it)."""
     indexed = str(tmp_path / "indexed")
     shutil.copytree(data_dir, indexed)
-    ip.write_modality_index(ip._builder(indexed))
+    ip.write_row_index(ip._builder(indexed))
     data_dir = indexed
     requests = []
     read = ip.records.Records.read
@@ -163,7 +163,7 @@ def test_the_modality_index_written_at_build_is_what_the_rows_say(data_dir, tmp_
     copy = str(tmp_path / "copy")
     shutil.copytree(data_dir, copy)
     scanned = {split: ip._modality_flags(ip._builder(copy), split) for split in ("train", "test")}
-    ip.write_modality_index(ip._builder(copy))
+    ip.write_row_index(ip._builder(copy))
     assert ip.modality_index_path(ip._builder(copy), "train").exists()
     for split, flags in scanned.items():
         indexed = ip._modality_flags(ip._builder(copy), split)

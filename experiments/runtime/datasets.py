@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from alignment import losses
-from data_pipelines import input_pipeline, paths
+from data_pipelines import array_tables, input_pipeline, paths
 from data_pipelines.builders.base import STORAGE_FORMAT
 from data_pipelines.builders.coco import CocoCaptionsFolder, CocoConfig
 from data_pipelines.builders.features import FeatureSpec, load_label_names
@@ -120,6 +120,12 @@ def build(data_cfg: Any, beam_options: str = "") -> tfds.core.DatasetBuilder:
     beam = bool(beam_options) or data_cfg.beam
     builder = make_builder(data_cfg, beam=beam)
     if is_built(builder):
+        if not all(
+            array_tables.is_written(builder.data_dir, split) for split in builder.info.splits
+        ):
+            # Built before the array tables existed: add them (its rows stay as they are).
+            logging.info("data: %s has no array tables: writing them", builder.data_dir)
+            input_pipeline.write_row_index(builder)
         return builder
     if not paths.is_remote(data_cfg.data_dir):
         _build_here(builder, beam_options if beam else None)
@@ -165,7 +171,7 @@ def _build_here(builder: tfds.core.DatasetBuilder, beam_options: str | None) -> 
 
         download_config.beam_options = beam_split.pipeline_options(beam_options or BEAM_DEFAULT)
     builder.download_and_prepare(download_config=download_config)
-    input_pipeline.write_modality_index(builder)
+    input_pipeline.write_row_index(builder)
 
 
 def _copy_built(local: os.PathLike | str, remote: os.PathLike | str) -> None:
