@@ -34,6 +34,7 @@ setup(
         "librosa>=0.11",
         "soundfile",
         "gensim>=4.4",
+        "faiss-cpu>=1.15",
         "absl-py",
         "ml-collections",
         "numpy>=2.4",

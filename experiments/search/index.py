@@ -65,21 +65,41 @@ def query_inputs(
         raise ValueError("give exactly one query: a sentence, a sound file or an image file")
     if sentence is not None:
         directory = os.fspath(builder.data_dir)
-        vectors = load_dataset_word_vectors(directory)
-        try:
-            words, mask = text.embed_sentence(sentence, vectors, config.data.text.max_words)
-        except text.NoKnownWordError as err:
-            raise UnknownWordsError(
-                f"no word of {sentence!r} is in the data set's vocabulary "
-                f"({os.path.join(directory, WORD_VECTORS_FILE)}, {len(vectors.key_to_index)} words): "
-                "use words of its captions"
-            ) from err
+        words, mask = sentence_features(
+            sentence, load_dataset_word_vectors(directory), config, directory
+        )
         return "text", {"text": words[None], "text_mask": mask[None]}
     if sound_path is not None:
-        features = audio.file_features(sound_path, audio.AudioConfig.from_config(config.data.audio))
-        return "sound", {"sound": features[None]}
+        return "sound", {"sound": file_features(config, "sound", sound_path)[None]}
     assert image_path is not None
-    return "image", {"image": vision.load_image(image_path, config.data.image_size)[None]}
+    return "image", {"image": file_features(config, "image", image_path)[None]}
+
+
+def sentence_features(
+    sentence: str, vectors, config: Any, directory: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A sentence -> (float32 [L, D] word vectors, bool [L] mask) with the data set's word vectors
+    (`vectors`, stored in `directory`). Raises UnknownWordsError when no word has a vector."""
+    try:
+        return text.embed_sentence(sentence, vectors, config.data.text.max_words)
+    except text.NoKnownWordError as err:
+        raise UnknownWordsError(
+            f"no word of {sentence!r} is in the data set's vocabulary "
+            f"({os.path.join(directory, WORD_VECTORS_FILE)}, {len(vectors.key_to_index)} words): "
+            "use words of its captions"
+        ) from err
+
+
+def file_features(config: Any, modality: str, source: str | bytes) -> np.ndarray:
+    """A sound file -> float32 [T, F] config.data.audio spectrogram; an image file (or its bytes) ->
+    uint8 [S, S, 3] resized and centre-cropped to config.data.image_size. ValueError if unreadable."""
+    if modality == "sound":
+        if isinstance(source, bytes):
+            raise ValueError("a sound is read from a file path")
+        return audio.file_features(source, audio.AudioConfig.from_config(config.data.audio))
+    if modality == "image":
+        return vision.load_image(source, config.data.image_size)
+    raise ValueError(f"files hold a sound or an image, not {modality!r}")
 
 
 class SearchIndex:
