@@ -1,9 +1,16 @@
-"""Data parallelism over a 1-D mesh named 'data': batch placement, state creation, the sharded steps.
+"""Data parallelism over a 'data' mesh axis, optionally with the parameters sharded over an 'fsdp' axis:
+batch placement, state creation, the sharded steps.
 
-The step is written per device with `jax.shard_map`: each device runs the towers on its share of the
-batch, the ranking loss sees the whole global batch as negatives (all_gather of the positive side), and
-gradients and metrics are averaged with pmean, so the result equals the single-device step on the global
-batch. Parameters and optimizer state are replicated.
+The step is written per device with `jax.shard_map` over every device of the mesh on one 'data' axis
+(data_mesh): each device runs the towers on its share of the batch, the ranking loss sees the whole
+global batch as negatives (all_gather of the positive side), and gradients and metrics are averaged
+with pmean, so the result equals the single-device step on the global batch.
+
+Parameters and optimizer state are replicated on a 1-D mesh (make_mesh(fsdp=1)). On a 2-D
+('data', 'fsdp') mesh they are stored sharded over 'fsdp' (state_shardings: each array along its
+largest dimension that the axis divides, big_vision's rule); the jitted step gathers them before the
+per-device code, which therefore sees whole parameters on either mesh, and the optimizer updates each
+shard where it lives. The batch is split over both axes (over all devices), as on a 1-D mesh.
 """
 
 import collections
@@ -28,23 +35,68 @@ from alignment.streams import STEP_INPUTS, STREAMS
 from alignment.train_state import TrainState
 
 AXIS = "data"
+FSDP_AXIS = "fsdp"
+# The TrainState fields that FSDP shards: the others are scalars and the PRNG key.
+_SHARDED_FIELDS = ("params", "opt_state")
 
 TrainStep = Callable[..., tuple[TrainState, dict[str, jax.Array]]]
 
 
-def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """1-D mesh named 'data' over `devices` (default: every device of every host), Auto axis type."""
-    devices = jax.devices() if devices is None else devices
-    return Mesh(np.asarray(devices), (AXIS,), axis_types=(AxisType.Auto,))
+def make_mesh(devices: Sequence[jax.Device] | None = None, fsdp: int = 1) -> Mesh:
+    """Mesh over `devices` (default: every device of every host), Auto axis types: 1-D 'data' when
+    fsdp == 1; else 2-D ('data', 'fsdp') of shape (len(devices) // fsdp, fsdp), consecutive devices
+    (those of one host first) forming one 'fsdp' group."""
+    flat = np.asarray(jax.devices() if devices is None else devices)
+    if fsdp == 1:
+        return Mesh(flat, (AXIS,), axis_types=(AxisType.Auto,))
+    if fsdp < 1 or flat.size % fsdp:
+        raise ValueError(f"mesh.fsdp={fsdp} must be a positive divisor of the {flat.size} devices")
+    grid = flat.reshape(-1, fsdp)
+    return Mesh(grid, (AXIS, FSDP_AXIS), axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+def data_mesh(mesh: Mesh) -> Mesh:
+    """The 1-D 'data' mesh over `mesh`'s devices in order (`mesh` itself when it is 1-D): the mesh the
+    per-device code and the batch use, so that a batch split over ('data', 'fsdp') is split over 'data'."""
+    if mesh.axis_names == (AXIS,):
+        return mesh
+    return Mesh(mesh.devices.reshape(-1), (AXIS,), axis_types=(AxisType.Auto,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def fsdp_spec(shape: Sequence[int], size: int) -> P:
+    """big_vision's fsdp rule: 'fsdp' on the largest dimension of `shape` that `size` divides (the
+    first of equals), P() when none does (scalars, odd sizes)."""
+    divisible = [i for i, n in enumerate(shape) if n % size == 0]
+    if size == 1 or not divisible:
+        return P()
+    axis = max(divisible, key=lambda i: shape[i])
+    return P(*(FSDP_AXIS if i == axis else None for i in range(len(shape))))
+
+
+def state_shardings(tree: Any, mesh: Mesh) -> Any:
+    """NamedShardings of `tree`'s leaves (arrays or ShapeDtypeStructs): a TrainState's params and
+    opt_state sharded over 'fsdp' by fsdp_spec when `mesh` has that axis; everything else (its step,
+    rng and counters, any other tree such as the teacher's parameters) replicated."""
+    if not isinstance(tree, TrainState) or FSDP_AXIS not in mesh.axis_names:
+        return jax.tree.map(lambda _: replicated(mesh), tree)
+    size = mesh.shape[FSDP_AXIS]
+
+    def leaf_sharding(path: tuple, x: Any) -> NamedSharding:
+        if path[0].name in _SHARDED_FIELDS:
+            return NamedSharding(mesh, fsdp_spec(x.shape, size))
+        return replicated(mesh)
+
+    return jax.tree_util.tree_map_with_path(leaf_sharding, tree)
+
+
 def shard_batch(tree: Any, mesh: Mesh) -> Any:
-    """Host-local numpy arrays [B_host, ...] -> global arrays [B_host * hosts, ...] sharded over 'data'."""
-    sharding = NamedSharding(mesh, P(AXIS))
+    """Host-local numpy arrays [B_host, ...] -> global arrays [B_host * hosts, ...] split over every
+    device of `mesh` (over 'data' of data_mesh(mesh))."""
+    sharding = NamedSharding(data_mesh(mesh), P(AXIS))
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), tree)
 
 
@@ -78,7 +130,8 @@ def create_train_state(
     mesh: Mesh,
     loss_cfg: Any = None,
 ) -> TrainState:
-    """A replicated TrainState built directly on the mesh (eval_shape + jitted init, no host copy).
+    """A TrainState built directly on the mesh, laid out by state_shardings (eval_shape + jitted init,
+    no host copy).
 
     example_batch: a batch of the step's form; only its shapes and dtypes are used (modalities it lacks
     take the shapes the model was configured with). loss_cfg: config.loss, whose learned scalars join
@@ -118,10 +171,11 @@ def init_state_on_mesh(
     rng: jax.Array,
     mesh: Mesh,
 ) -> TrainState:
-    """train_state_init's state, replicated, built directly on the mesh (eval_shape + jitted init)."""
+    """train_state_init's state built directly on the mesh (eval_shape + jitted init), laid out by
+    state_shardings: replicated on a 1-D mesh, params and opt_state sharded over 'fsdp' on a 2-D one."""
     init = train_state_init(params_init, optimizer)
     abstract = jax.eval_shape(init, rng)
-    shardings = jax.tree.map(lambda _: replicated(mesh), abstract)
+    shardings = state_shardings(abstract, mesh)
     return jax.jit(init, out_shardings=shardings, compiler_options=init_compiler_options())(rng)
 
 
@@ -174,6 +228,7 @@ def make_train_step(
     loss_cfg: Any,
     mesh: Mesh,
     teacher: Any = None,
+    accumulate: int = 1,
 ) -> TrainStep:
     """step(state, batch, teacher_params=None) -> (state, metrics), jitted once, state donated.
 
@@ -183,6 +238,12 @@ def make_train_step(
     `teacher_params` (replicated; not trained). A step whose loss or gradient norm is not finite leaves
     params and opt_state unchanged and increments nonfinite_count; `step` always advances.
     metrics: the objective's terms and "loss", plus "grad_norm" and "finite" (1.0 or 0.0).
+
+    mesh: 1-D 'data' (replicated state) or 2-D ('data', 'fsdp') (state sharded as state_shardings
+    lays it out; the step gathers the parameters and updates each shard in place).
+    accumulate: k > 1 splits each device's rows into k micro-batches run one after another (a scan:
+    one micro-batch's activations live at a time) and applies the mean of their gradients once; the
+    ranking negatives are then the micro-batch's (global batch / k), not the whole global batch's.
     """
     needs_teacher_probs = losses.needs_teacher_probs(loss_cfg)
 
@@ -225,21 +286,74 @@ def make_train_step(
         # (cross-device terms flow back through all_gather), and pmean then averages.
         local_params = jax.tree.map(lambda x: lax.pcast(x, AXIS, to="varying"), params)
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(local_params)
-        return lax.pmean(grads, AXIS), lax.pmean(metrics, AXIS)
+        return grads, metrics
+
+    def averaged(params, batch, teacher_params, rng):
+        if accumulate == 1:
+            local = per_device(params, batch, teacher_params, rng)
+        else:
+            local = mean_over_micro_batches(
+                per_device, accumulate, params, batch, teacher_params, rng
+            )
+        return lax.pmean(local, AXIS)
 
     sharded = shard_map(
-        per_device,
-        mesh=mesh,
+        averaged,
+        mesh=data_mesh(mesh),
         in_specs=(P(), P(AXIS), P(), P()),
         out_specs=(P(), P()),
     )
 
     def step(state: TrainState, batch: Any, teacher_params: Any = None):
         rng = jax.random.fold_in(state.rng, state.step)
+        layout = state_shardings(state, mesh)
+        # The parameters enter whole (gathered over 'fsdp'); the gradients leave as the parameters'
+        # shards, so the optimizer updates each shard on the devices that hold it.
         grads, metrics = sharded(state.params, _step_inputs(batch), teacher_params, rng)
-        return apply_gradients(state, grads, metrics, optimizer)
+        grads = lax.with_sharding_constraint(grads, layout.params)
+        new_state, metrics = apply_gradients(state, grads, metrics, optimizer)
+        return lax.with_sharding_constraint((new_state, metrics), (layout, replicated(mesh)))
 
-    return jax.jit(step, donate_argnums=0, out_shardings=replicated(mesh))
+    return jax.jit(step, donate_argnums=0)
+
+
+def _micro_batches(batch: Any, k: int) -> Any:
+    """Each leaf [b, ...] -> [k, b // k, ...]: k micro-batches of consecutive rows."""
+
+    def split(x):
+        if x.shape[0] % k:
+            raise ValueError(
+                f"a device's {x.shape[0]} rows per stream do not split into accumulate={k} "
+                "micro-batches: make the batch size a multiple of the devices times accumulate"
+            )
+        return x.reshape(k, x.shape[0] // k, *x.shape[1:])
+
+    return jax.tree.map(split, batch)
+
+
+def mean_over_micro_batches(
+    grad_fn: Callable[..., Any],
+    k: int,
+    params: Any,
+    batch: Any,
+    teacher_params: Any,
+    rng: jax.Array,
+) -> Any:
+    """grad_fn(params, micro_batch, teacher_params, fold_in(rng, j)) averaged over the k micro-batches
+    j of `batch` (leaves [b, ...], b divisible by k), one after another in a scan."""
+    micro = _micro_batches(batch, k)
+
+    def run(j):
+        part = jax.tree.map(lambda x: x[j], micro)
+        return grad_fn(params, part, teacher_params, jax.random.fold_in(rng, j))
+
+    def add(total, j):
+        return jax.tree.map(jnp.add, total, run(j)), None
+
+    # The first micro-batch starts the sum: its result already has the types (and per-device
+    # variance) the scan's carry must keep.
+    total, _ = lax.scan(add, run(0), jnp.arange(1, k))
+    return jax.tree.map(lambda x: x / k, total)
 
 
 def apply_gradients(
@@ -271,16 +385,16 @@ def apply_gradients(
 
 def make_embed_fn(model: TriModalNet, mesh: Mesh) -> Callable[..., dict[str, jax.Array]]:
     """embed(params, x, modality, mask=None) -> {"tower", "fc6", "fc7", "logits"[, "words"]}, each
-    [B, dim] sharded over 'data'. x (and mask) [B, ...] with B divisible by the mesh size; pad the last
-    batch."""
+    [B, dim] sharded over 'data' of data_mesh(mesh). x (and mask) [B, ...] with B divisible by the mesh
+    size; pad the last batch. params: replicated or sharded over 'fsdp' (gathered here)."""
 
     def embed(params, x, modality, mask=None):
         def local(params, x, mask):
             return model.apply({"params": params}, x, modality, mask)
 
-        return shard_map(local, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS)), out_specs=P(AXIS))(
-            params, x, mask
-        )
+        return shard_map(
+            local, mesh=data_mesh(mesh), in_specs=(P(), P(AXIS), P(AXIS)), out_specs=P(AXIS)
+        )(params, x, mask)
 
     return jax.jit(embed, static_argnames="modality")
 

@@ -51,6 +51,10 @@ def base_config() -> ml_collections.ConfigDict:
     # True: a linear "words" output from fc7 to the word-vector space (for loss.words_weight).
     c.model.word_head = False
     c.model.num_classes = 48  # 0: the data set's class count (label_names.json)
+    # Rematerialization of the towers (alignment/models/network.py REMAT_POLICIES): "none" keeps every
+    # activation for the backward pass; "full" keeps each tower's input and runs its forward pass again;
+    # "dots" keeps the Dense layers' outputs and recomputes the convolutions. Same loss and gradients.
+    c.model.remat = "none"
     c.model.vision = ml_collections.ConfigDict(
         dict(
             image_size=image_size,
@@ -171,6 +175,13 @@ def base_config() -> ml_collections.ConfigDict:
         )
     )
     c.batch_size = 64  # global, per pair type: each step sees this many image+sound and image+text
+    # Devices per 'fsdp' group (alignment/parallel.py): 1 replicates the parameters and optimizer state
+    # on every device; n > 1 (a divisor of the device count) stores each array split n ways along its
+    # largest dimension that n divides, gathered for the step. The batch is split over all devices.
+    c.mesh = ml_collections.ConfigDict(dict(fsdp=1))
+    # accumulate > 1: each step runs batch_size / accumulate rows at a time and applies the mean of their
+    # gradients once (a device's rows must divide by it); ranking negatives are then the micro-batch's.
+    c.train = ml_collections.ConfigDict(dict(accumulate=1))
     c.total_steps = 1600
     # > 0: total_steps = num_epochs passes over the larger pair stream, so training scales with the data.
     c.num_epochs = 0

@@ -12,8 +12,9 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
+from alignment import parallel
 from data_pipelines import paths
 
 STATE = "state"
@@ -82,19 +83,22 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state: 
             )
 
 
-def replicated_abstract(tree: Any, mesh: Mesh) -> Any:
-    """ShapeDtypeStructs of `tree`, replicated over `mesh`: the target that restores on any devices."""
-    sharding = NamedSharding(mesh, PartitionSpec())
+def target_abstract(tree: Any, mesh: Mesh) -> Any:
+    """ShapeDtypeStructs of `tree` laid out on `mesh` by parallel.state_shardings (replicated, or a
+    TrainState's params and opt_state sharded over 'fsdp'): orbax reads each device's part of the
+    stored arrays into that layout, whatever the layout they were saved from."""
+    shardings = parallel.state_shardings(tree, mesh)
     return jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree
+        lambda x, s: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=s), tree, shardings
     )
 
 
 def restore(
     manager: ocp.CheckpointManager, abstract_state: Any, mesh: Mesh, step: int | None = None
 ) -> tuple[Any, dict]:
-    """The one restore path: (state, meta) at `step` (default: the latest complete one), replicated over
-    `mesh`, so a checkpoint written on any number of devices loads on any other.
+    """The one restore path: (state, meta) at `step` (default: the latest complete one), laid out on
+    `mesh` (target_abstract), so a checkpoint written on any number of devices, replicated or sharded
+    over 'fsdp', loads on any other mesh.
 
     abstract_state: the tree's shapes and dtypes (jax.eval_shape of its init); checked against the
     stored tree first, so a mismatch is one line naming the leaf, before anything is compiled.
@@ -106,7 +110,7 @@ def restore(
     restored = manager.restore(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(replicated_abstract(abstract_state, mesh)),
+            state=ocp.args.StandardRestore(target_abstract(abstract_state, mesh)),
             meta=ocp.args.JsonRestore(),
         ),
     )

@@ -1,5 +1,6 @@
 """A run's workdir and how its models come back: the student's TrainState (latest or best checkpoint)
-and the teacher, each restored through checkpointing.restore onto any mesh.
+and the teacher, each restored through checkpointing.restore onto any mesh (a checkpoint saved with
+the state sharded over 'fsdp' restores replicated, and the other way round).
 
     <workdir>/config.json    the run's config (run_config)
     <workdir>/checkpoints/   the latest student checkpoints (orbax steps)
@@ -76,8 +77,8 @@ def subdir(workdir: str, name: str) -> str:
 def restore_student(
     config: Any, workdir: str, mesh: Mesh, directory: str | None = None, step: int | None = None
 ) -> tuple[TriModalNet, TrainState, dict]:
-    """(model, TrainState replicated over `mesh`, metadata) of the checkpoint in `directory` (default:
-    student_dir), at `step` (default: its latest)."""
+    """(model, TrainState on `mesh` (replicated, or sharded over its 'fsdp' axis), metadata) of the
+    checkpoint in `directory` (default: student_dir), at `step` (default: its latest)."""
     model, abstract = student_abstract_state(config)
     directory = directory or student_dir(config, workdir)
     if not paths.as_path(directory).is_dir():
