@@ -1,6 +1,6 @@
 """Search an index folder (store.py) by a query embedding: exact cosine up to EXACT_MAX_ITEMS items of
-the target modality, faiss above (an inverted file of FAISS_LISTS_PER_SQRT * sqrt(N) lists, FAISS_PROBES
-of them probed per query).
+the target modality, faiss above (an inverted file of sqrt(N) lists, trained on at most
+FAISS_TRAIN_PER_LIST points per list, FAISS_PROBES lists probed per query).
 
     index = Index("my_index")
     embedder = index.embedder()                      # the run that made the index
@@ -26,7 +26,8 @@ from experiments.media.embedder import Embedder
 
 # benchmarks/nn_search.py: one query at a time, exact search is faster below about this many items.
 EXACT_MAX_ITEMS = 50_000
-FAISS_LISTS_PER_SQRT = 4
+# k-means on a sample of this many points per list: the index is built in seconds, not minutes.
+FAISS_TRAIN_PER_LIST = 64
 FAISS_PROBES = 16
 
 
@@ -68,9 +69,10 @@ def faiss_index(embeddings: np.ndarray) -> Any:
     import faiss  # imported on first use: only large tables need it
 
     n, dim = embeddings.shape
-    lists = max(1, min(n // 39, int(FAISS_LISTS_PER_SQRT * np.sqrt(n))))
+    lists = max(1, min(n // 39, int(np.sqrt(n))))
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+    index.cp.max_points_per_centroid = FAISS_TRAIN_PER_LIST
     index.train(embeddings)
     index.add(embeddings)
     index.nprobe = min(FAISS_PROBES, lists)
