@@ -21,6 +21,7 @@ $(STAMP): requirements-lock.txt setup.py
 	  [ -f $$d/NotoColorEmoji.ttf ] && exit 0; done; \
 	  echo "note: the Noto Color Emoji font not found; make test and the studies need it to draw the emoji fixtures (apt-get install fonts-noto-color-emoji)"
 	@command -v fluidsynth >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || echo "note: fluidsynth or its soundfont not found; make test and the studies need them to play the instruments and effects fixtures (apt-get install fluidsynth timgm6mb-soundfont)"
+	@command -v chromium >/dev/null 2>&1 || echo "note: chromium not found; make test needs it to drive the media search page headless (apt-get install chromium)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-lock.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
