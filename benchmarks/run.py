@@ -27,6 +27,7 @@ from benchmarks import (
     input_bound,
     input_scale,
     memory,
+    nn_search,
     scaling,
     teacher_memory,
     train_step,
@@ -35,7 +36,7 @@ from benchmarks import world_input as pipeline_bench
 
 SECTIONS = (
     "matmul", "train", "pipeline", "eval", "scaling", "first_step", "input_memory", "input_throughput",
-    "input_bound", "teacher_memory",
+    "input_bound", "teacher_memory", "nn_search",
 )  # fmt: skip
 TARGETS = {
     "world_utilization": 0.65,
@@ -113,6 +114,8 @@ def run(
         _section(results, "input_bound", lambda: input_bound.measure(world))
     if "teacher_memory" in sections:
         _section(results, "teacher_memory", lambda: teacher_memory.measure(jobs=teacher_jobs))
+    if "nn_search" in sections:
+        _section(results, "nn_search", nn_search.measure)
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["targets_met"] = _targets_met(results)
     return results
