@@ -95,10 +95,11 @@ def _media(index, folder):
     return sentences, sounds, images
 
 
-def _reference(index, modality, **query):
-    """The run's own unit embedding of one query (SearchIndex: sharded over 8 devices)."""
-    _, inputs = query_inputs(index.config, index.builder, **query)
-    return l2_normalize(index.embed(inputs, modality)[index.layers[0]])[0]
+def _reference(index, modality, key, values):
+    """The run's own unit embeddings of queries (SearchIndex: sharded over 8 devices), in one batch."""
+    queries = [query_inputs(index.config, index.builder, **{key: v})[1] for v in values]
+    inputs = {name: np.concatenate([q[name] for q in queries]) for name in queries[0]}
+    return l2_normalize(index.embed(inputs, modality)[index.layers[0]])
 
 
 def _blocking_path(folder) -> str:
@@ -139,9 +140,9 @@ def test_bundle_embeds_as_the_run_without_the_training_stack(bundle_dir, index, 
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
     expected = {
-        "text": [_reference(index, "text", sentence=s) for s in sentences],
-        "sound": [_reference(index, "sound", sound_path=p) for p in sounds + sounds[:1]],
-        "image": [_reference(index, "image", image_path=p) for p in images + images[2:]],
+        "text": _reference(index, "text", "sentence", sentences),
+        "sound": _reference(index, "sound", "sound_path", sounds + sounds[:1]),
+        "image": _reference(index, "image", "image_path", images + images[2:]),
     }
     with np.load(out) as embedded:
         for modality, rows in expected.items():
@@ -151,7 +152,7 @@ def test_bundle_embeds_as_the_run_without_the_training_stack(bundle_dir, index, 
                 index.config.model.fc_dims[-1],
             )
             np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
-            np.testing.assert_allclose(got, np.stack(rows), atol=ATOL, err_msg=modality)
+            np.testing.assert_allclose(got, rows, atol=ATOL, err_msg=modality)
         # Distinct inputs give distinct rows: the comparison above could fail.
         assert np.abs(embedded["image"][0] - embedded["image"][1]).max() > 10 * ATOL
 
@@ -162,7 +163,9 @@ def test_more_rows_than_a_batch(bundle_dir, index):
     many = bundle.embed_text([caption] * (load.BATCH_SIZE + 3))
     assert many.shape[0] == load.BATCH_SIZE + 3
     np.testing.assert_allclose(many, np.broadcast_to(many[0], many.shape), atol=1e-6)
-    np.testing.assert_allclose(many[0], _reference(index, "text", sentence=caption), atol=ATOL)
+    np.testing.assert_allclose(
+        many[:1], _reference(index, "text", "sentence", [caption]), atol=ATOL
+    )
 
 
 def test_bad_inputs_are_one_line_errors(bundle_dir):
@@ -175,8 +178,23 @@ def test_bad_inputs_are_one_line_errors(bundle_dir):
         bundle.embed_sound([np.zeros(800, np.float32)])
     with pytest.raises(ValueError, match="give a list of sentences"):
         bundle.embed_text("a dog barks")
+    with pytest.raises(ValueError, match="no images to embed"):
+        bundle.embed_image([])
     with pytest.raises(ValueError, match="layer 'fc9' was not exported"):
         bundle.embed_text(["dog"], layer="fc9")
+
+
+def test_unreadable_items_are_skipped_and_reported(bundle_dir, tmp_path):
+    bundle = load.load_bundle(bundle_dir)
+    good, broken = tmp_path / "good.png", tmp_path / "broken.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 20, 3), np.uint8)).save(good)
+    broken.write_bytes(b"not an image")
+    reps, kept, skipped = bundle.embed_readable("image", [broken, good, good])
+    assert kept == [1, 2] and reps.shape == (2, bundle.dims[bundle.layers[0]])
+    np.testing.assert_allclose(reps, np.repeat(bundle.embed_image([good]), 2, axis=0), atol=1e-6)
+    assert len(skipped) == 1 and skipped[0].startswith(f"image 0 {str(broken)!r}: cannot decode")
+    reps, kept, skipped = bundle.embed_readable("image", [broken])
+    assert reps.shape == (0, bundle.dims[bundle.layers[0]]) and kept == [] and len(skipped) == 1
 
 
 def _one_line_error(directory) -> str:

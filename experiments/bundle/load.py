@@ -35,6 +35,8 @@ WEIGHTS_FILE = "weights.safetensors"
 WORD_VECTORS_FILE = "word_vectors.safetensors"
 WORD_TABLE_KEY = "vectors"
 VOCABULARY_FILE = "vocabulary.json"
+# What an item of each modality is called in messages.
+ITEM_NAMES = {"image": "image", "sound": "sound", "text": "sentence"}
 # Rows per call of an exported function: the last batch is padded, so each modality compiles once.
 BATCH_SIZE = 32
 
@@ -57,13 +59,14 @@ class Bundle:
     """A loaded bundle: embed_* give float32 [N, D] unit rows at `layer` (default layers[0], the layer
     the run's retrieval uses).
 
-    layers: the layers the exported functions return (the run's config.eval_layers).
+    layers: the layers the exported functions return (the run's config.eval_layers); dims: their widths.
     audio: the run's spectrogram settings; image_size: the square images are resized and cropped to;
     max_words: the words of a sentence kept; step: the training step of the exported weights.
     """
 
     directory: str
     layers: tuple[str, ...]
+    dims: dict[str, int]
     audio: audio.AudioConfig
     image_size: int
     max_words: int
@@ -76,39 +79,65 @@ class Bundle:
     def embed_text(self, sentences: Sequence[str], layer: str | None = None) -> np.ndarray:
         """Sentences -> float32 [N, D]. Unknown words are dropped; a sentence with no known word is a
         ValueError naming it."""
-        pairs = _each(
-            sentences,
-            "sentence",
-            lambda s: words.sentence_vectors(s, self.vocabulary, self.word_table, self.max_words),
-        )
-        inputs = [np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])]
-        return self.embed("text", inputs, layer)
+        return self._embed_items("text", sentences, layer)
 
     def embed_sound(
         self, sounds: Sequence[str | os.PathLike | np.ndarray], layer: str | None = None
     ) -> np.ndarray:
         """Sound files (wav, flac, ogg, mp3) or waveforms ([samples] or [samples, channels] at
         audio.sample_rate) -> float32 [N, D], each from its centre clip_seconds window."""
-
-        def features(sound: Any) -> np.ndarray:
-            if isinstance(sound, np.ndarray):
-                return audio.waveform_features(sound, self.audio)
-            return audio.file_features(sound, self.audio)
-
-        return self.embed("sound", [np.stack(_each(sounds, "sound", features))], layer)
+        return self._embed_items("sound", sounds, layer)
 
     def embed_image(
         self, images: Sequence[str | os.PathLike | bytes | np.ndarray], layer: str | None = None
     ) -> np.ndarray:
         """Image files, encoded bytes or arrays ([H, W] or [H, W, 1-4], any size; see
         vision.to_rgb for dtypes) -> float32 [N, D], each resized and centre-cropped to image_size."""
+        return self._embed_items("image", images, layer)
 
-        def pixels(image: Any) -> np.ndarray:
-            if isinstance(image, np.ndarray):
-                return vision.resize_and_crop(image, self.image_size)
-            return vision.load_image(image, self.image_size)
+    def embed_readable(
+        self, modality: str, items: Sequence[Any], layer: str | None = None
+    ) -> tuple[np.ndarray, list[int], list[str]]:
+        """Like embed_<modality>, skipping the items the front-ends cannot read (a folder's stray or
+        broken files) -> (float32 [K, D] unit rows, the K kept items' indices, one line per skipped
+        item)."""
+        prepared, kept, skipped = [], [], []
+        for i, item in enumerate(_listed(items, modality)):
+            try:
+                prepared.append(self.prepare(modality, item))
+                kept.append(i)
+            except ValueError as err:
+                skipped.append(_item_error(modality, i, item, err))
+        if not prepared:
+            return np.zeros((0, self.dims[self.layers[0]]), np.float32), kept, skipped
+        return self.embed(modality, _columns(prepared), layer), kept, skipped
 
-        return self.embed("image", [np.stack(_each(images, "image", pixels))], layer)
+    def prepare(self, modality: str, item: Any) -> tuple[np.ndarray, ...]:
+        """One item -> the network's inputs for it, through the run's front-ends: a sentence ->
+        (float32 [L, D] word vectors, bool [L] mask); a sound file or waveform -> (float32 [T, F],); an
+        image file, bytes or array -> (uint8 [S, S, 3],). ValueError when it cannot be read."""
+        if modality == "text":
+            return words.sentence_vectors(item, self.vocabulary, self.word_table, self.max_words)
+        if modality == "sound":
+            if isinstance(item, np.ndarray):
+                return (audio.waveform_features(item, self.audio),)
+            return (audio.file_features(item, self.audio),)
+        if modality == "image":
+            if isinstance(item, np.ndarray):
+                return (vision.resize_and_crop(item, self.image_size),)
+            return (vision.load_image(item, self.image_size),)
+        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+
+    def _embed_items(self, modality: str, items: Sequence[Any], layer: str | None) -> np.ndarray:
+        prepared = []
+        for i, item in enumerate(_listed(items, modality)):
+            try:
+                prepared.append(self.prepare(modality, item))
+            except ValueError as err:
+                raise ValueError(_item_error(modality, i, item, err)) from err
+        if not prepared:
+            raise ValueError(f"no {ITEM_NAMES[modality]}s to embed")
+        return self.embed(modality, _columns(prepared), layer)
 
     def embed(
         self, modality: str, inputs: Sequence[np.ndarray], layer: str | None = None
@@ -130,21 +159,22 @@ class Bundle:
         return l2_normalize(out)
 
 
-def _each(items: Sequence[Any], what: str, fn: Callable[[Any], Any]) -> list[Any]:
-    """fn of every item; a ValueError names the item (its index, and the item when it is a path or
-    a sentence) in one line. An empty list is refused: there is nothing to embed."""
+def _listed(items: Sequence[Any], modality: str) -> Sequence[Any]:
+    """`items`, refusing one item given where a list is expected (a str would embed each letter)."""
     if isinstance(items, (str, bytes, np.ndarray)):
-        raise ValueError(f"give a list of {what}s, not one {type(items).__name__}")
-    if len(items) == 0:
-        raise ValueError(f"no {what}s to embed")
-    out = []
-    for i, item in enumerate(items):
-        try:
-            out.append(fn(item))
-        except ValueError as err:
-            shown = f" {item!r}" if isinstance(item, (str, os.PathLike)) else ""
-            raise ValueError(f"{what} {i}{shown}: {err}") from err
-    return out
+        raise ValueError(f"give a list of {ITEM_NAMES[modality]}s, not one {type(items).__name__}")
+    return items
+
+
+def _item_error(modality: str, index: int, item: Any, err: ValueError) -> str:
+    """One line naming the item: its index, and the item itself when it is a path or a sentence."""
+    shown = f" {os.fspath(item)!r}" if isinstance(item, (str, os.PathLike)) else ""
+    return f"{ITEM_NAMES[modality]} {index}{shown}: {err}"
+
+
+def _columns(prepared: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+    """Per-item input tuples -> one [N, ...] array per input."""
+    return [np.stack(column) for column in zip(*prepared, strict=True)]
 
 
 def _pad(x: np.ndarray, size: int) -> np.ndarray:
@@ -174,6 +204,7 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
     return Bundle(
         directory=directory,
         layers=tuple(manifest["layers"]),
+        dims={layer: int(dim) for layer, dim in manifest["dims"].items()},
         audio=audio.AudioConfig.from_config(frontend["audio"]),
         image_size=int(frontend["image_size"]),
         max_words=int(frontend["max_words"]),
