@@ -48,6 +48,7 @@ class Searcher:
         self.index = index
         self.max_upload_bytes = max_upload_bytes
         self._embedder: Embedder | None = None
+        self._served: dict[str, set[str]] = {}  # each modality's indexed paths, the files served
         self._lock = threading.Lock()
 
     def embed(self, modality: str, source: str) -> object:
@@ -86,7 +87,9 @@ class Searcher:
         if modality not in ("image", "sound"):
             return None
         with self._lock:
-            known = path in set(self.index.table(modality).paths.tolist())
+            if modality not in self._served:
+                self._served[modality] = set(self.index.table(modality).paths.tolist())
+            known = path in self._served[modality]
         return os.path.join(self.index.root, path) if known else None
 
 
