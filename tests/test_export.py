@@ -18,6 +18,8 @@ from alignment.retrieval import l2_normalize
 from experiments import export
 from experiments.bundle import load
 from experiments.cli import launch
+from experiments.media.build import build_index
+from experiments.media.search import Index
 from experiments.search.index import query_inputs
 from tests import helpers, test_retrieve
 
@@ -166,6 +168,20 @@ def test_more_rows_than_a_batch(bundle_dir, index):
     np.testing.assert_allclose(
         many[:1], _reference(index, "text", "sentence", [caption]), atol=ATOL
     )
+
+
+def test_a_bundle_indexes_a_folder_with_the_media_indexer(bundle_dir, index, tmp_path):
+    bundle = load.load_bundle(bundle_dir)
+    folder = tmp_path / "media"
+    folder.mkdir()
+    sentences, _, images = _media(index, folder)
+    (folder / "captions.txt").write_text(f"{sentences[0]}\nqqzzx blorfv\n")
+    (folder / "broken.png").write_bytes(b"not an image")
+    meta = build_index(bundle, str(folder), str(tmp_path / "index"))
+    assert meta["items"] == {"image": 3, "sound": 3, "text": 1}
+    assert sum(meta["skipped"].values()) == 2
+    found = Index(str(tmp_path / "index")).search(bundle.embed_image([images[1]])[0], "image", 1)
+    assert found[0].path == "image1.png" and found[0].cosine == pytest.approx(1.0, abs=1e-5)
 
 
 def test_bad_inputs_are_one_line_errors(bundle_dir):

@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -25,7 +25,7 @@ import numpy as np
 import safetensors.numpy
 
 from alignment.retrieval import l2_normalize
-from alignment.streams import MODALITIES
+from alignment.streams import MODALITIES, MODALITY_INPUTS
 from data_pipelines import audio, vision, words
 
 FORMAT_VERSION = 1
@@ -101,62 +101,82 @@ class Bundle:
         """Like embed_<modality>, skipping the items the front-ends cannot read (a folder's stray or
         broken files) -> (float32 [K, D] unit rows, the K kept items' indices, one line per skipped
         item)."""
-        prepared, kept, skipped = [], [], []
+        rows, kept, skipped = [], [], []
         for i, item in enumerate(_listed(items, modality)):
             try:
-                prepared.append(self.prepare(modality, item))
+                rows.append(self.inputs(modality, item))
                 kept.append(i)
             except ValueError as err:
                 skipped.append(_item_error(modality, i, item, err))
-        if not prepared:
-            return np.zeros((0, self.dims[self.layers[0]]), np.float32), kept, skipped
-        return self.embed(modality, _columns(prepared), layer), kept, skipped
+        return self.embed_arrays(_stacked(rows, modality), modality, layer), kept, skipped
 
-    def prepare(self, modality: str, item: Any) -> tuple[np.ndarray, ...]:
+    def inputs(self, modality: str, item: Any) -> dict[str, np.ndarray]:
         """One item -> the network's inputs for it, through the run's front-ends: a sentence ->
-        (float32 [L, D] word vectors, bool [L] mask); a sound file or waveform -> (float32 [T, F],); an
-        image file, bytes or array -> (uint8 [S, S, 3],). ValueError when it cannot be read."""
+        {"text": float32 [L, D], "text_mask": bool [L]}; a sound file or waveform -> {"sound": float32
+        [T, F]}; an image file, bytes or array -> {"image": uint8 [S, S, 3]}. ValueError when it cannot
+        be read."""
         if modality == "text":
-            return words.sentence_vectors(item, self.vocabulary, self.word_table, self.max_words)
+            vectors, mask = words.sentence_vectors(
+                item, self.vocabulary, self.word_table, self.max_words
+            )
+            return {"text": vectors, "text_mask": mask}
         if modality == "sound":
             if isinstance(item, np.ndarray):
-                return (audio.waveform_features(item, self.audio),)
-            return (audio.file_features(item, self.audio),)
+                return {"sound": audio.waveform_features(item, self.audio)}
+            return {"sound": audio.file_features(item, self.audio)}
         if modality == "image":
             if isinstance(item, np.ndarray):
-                return (vision.resize_and_crop(item, self.image_size),)
-            return (vision.load_image(item, self.image_size),)
+                return {"image": vision.resize_and_crop(item, self.image_size)}
+            return {"image": vision.load_image(item, self.image_size)}
         raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
 
-    def _embed_items(self, modality: str, items: Sequence[Any], layer: str | None) -> np.ndarray:
-        prepared = []
-        for i, item in enumerate(_listed(items, modality)):
-            try:
-                prepared.append(self.prepare(modality, item))
-            except ValueError as err:
-                raise ValueError(_item_error(modality, i, item, err)) from err
-        if not prepared:
-            raise ValueError(f"no {ITEM_NAMES[modality]}s to embed")
-        return self.embed(modality, _columns(prepared), layer)
-
-    def embed(
-        self, modality: str, inputs: Sequence[np.ndarray], layer: str | None = None
+    def embed_arrays(
+        self, arrays: Mapping[str, np.ndarray], modality: str, layer: str | None = None
     ) -> np.ndarray:
-        """The network's inputs of one modality ([N, ...] arrays: image uint8 [N, S, S, 3]; sound
-        [N, T, F]; text [N, L, D] and its bool mask [N, L]) -> float32 [N, D] unit rows at `layer`."""
+        """The network's [N, ...] inputs of one modality (image uint8 [N, S, S, 3]; sound [N, T, F];
+        text [N, L, D] and text_mask bool [N, L], as `inputs` names them) -> float32 [N, D] unit rows
+        at `layer` (N may be 0)."""
         layer = layer or self.layers[0]
         if layer not in self.layers:
             raise ValueError(
                 f"layer {layer!r} was not exported; the bundle has {list(self.layers)}"
             )
+        inputs = [arrays[name] for name in MODALITY_INPUTS[modality]]
         count = len(inputs[0])
-        pieces = []
+        pieces = [np.zeros((0, self.dims[layer]), np.float32)]
         for start in range(0, count, BATCH_SIZE):
             batch = [_pad(x[start : start + BATCH_SIZE], BATCH_SIZE) for x in inputs]
             reps = self.functions[modality](self.weights, *batch)[layer]
             pieces.append(np.asarray(reps, np.float32)[: min(BATCH_SIZE, count - start)])
-        out = np.concatenate(pieces)
-        return l2_normalize(out)
+        return l2_normalize(np.concatenate(pieces))
+
+    def settings(self) -> dict[str, Any]:
+        """What makes two sets of embeddings comparable (the bundle, step, layer, width, front-ends),
+        in the form experiments.media's index records beside its shards: with `inputs` and
+        `embed_arrays`, a bundle indexes a folder through experiments.media.build.build_index."""
+        return {
+            "bundle": os.path.abspath(self.directory),
+            "step": self.step,
+            "layer": self.layers[0],
+            "dim": self.dims[self.layers[0]],
+            "front_ends": {
+                "image_size": self.image_size,
+                "audio": dataclasses.asdict(self.audio),
+                "text_max_words": self.max_words,
+                "vocabulary": len(self.vocabulary),
+            },
+        }
+
+    def _embed_items(self, modality: str, items: Sequence[Any], layer: str | None) -> np.ndarray:
+        rows = []
+        for i, item in enumerate(_listed(items, modality)):
+            try:
+                rows.append(self.inputs(modality, item))
+            except ValueError as err:
+                raise ValueError(_item_error(modality, i, item, err)) from err
+        if not rows:
+            raise ValueError(f"no {ITEM_NAMES[modality]}s to embed")
+        return self.embed_arrays(_stacked(rows, modality), modality, layer)
 
 
 def _listed(items: Sequence[Any], modality: str) -> Sequence[Any]:
@@ -172,9 +192,11 @@ def _item_error(modality: str, index: int, item: Any, err: ValueError) -> str:
     return f"{ITEM_NAMES[modality]} {index}{shown}: {err}"
 
 
-def _columns(prepared: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
-    """Per-item input tuples -> one [N, ...] array per input."""
-    return [np.stack(column) for column in zip(*prepared, strict=True)]
+def _stacked(rows: list[dict[str, np.ndarray]], modality: str) -> dict[str, np.ndarray]:
+    """Items' inputs [{name: [...]}] -> {name: [N, ...]}; N may be 0."""
+    if rows:
+        return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
+    return {name: np.zeros((0,), np.float32) for name in MODALITY_INPUTS[modality]}
 
 
 def _pad(x: np.ndarray, size: int) -> np.ndarray:
