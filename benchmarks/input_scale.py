@@ -100,7 +100,7 @@ class RandomRows(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # ty
 def write_rows(
     data_dir: str, config_name: str, rows: int, triplets: Mapping[str, int] | None = None
 ) -> tuple[str, float]:
-    """(folder of the built data set, stored bytes per row) of `rows` random train rows at a config's
+    """(folder of the built data set, stored bytes per row: records and array tables) of `rows` random train rows at a config's
     shapes and, for each `triplets` entry (split name -> rows), a split of image+sound+text rows, with
     their label names (label_names.json), so that the teacher can learn their labels."""
     triplets = dict(triplets or {})
@@ -113,10 +113,11 @@ def write_rows(
     )
     input_pipeline.write_row_index(builder)
     save_label_names(os.fspath(builder.data_dir), [f"class-{k}" for k in range(CLASSES)], [])
+    # Every file of the data set: its records, and the array tables and modality index beside them.
     stored = sum(
-        os.path.getsize(os.path.join(builder.data_dir, name))
-        for name in os.listdir(builder.data_dir)
-        if STORAGE_FORMAT in name
+        os.path.getsize(os.path.join(folder, name))
+        for folder, _, names in os.walk(builder.data_dir)
+        for name in names
     )
     return os.fspath(builder.data_dir), stored / (rows + sum(triplets.values()))
 

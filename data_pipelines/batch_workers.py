@@ -2,8 +2,9 @@
 
 Reading a stored row and decoding it hold the GIL for most of their time, so threads of one process
 use one core. Here each of `workers` processes makes every workers-th step's batch (make(step), a pure
-function of the step, so which process makes it changes nothing), writes its arrays into one of its
-blocks of shared memory and sends the block's name and layout; the consumer takes the steps in order and
+function of the step, so which process makes it changes nothing) straight into one of its blocks of
+shared memory (the first batch shows the layout; the rest are read into views of a block) and sends the
+block's name and layout; the consumer takes the steps in order and
 copies each batch out of its block. Each worker runs at most `ahead` steps before the consumer and
 cycles through ahead + 2 blocks, so a block is written again only once the consumer has copied it out;
 blocks are made once and kept, since first touching fresh memory pages costs more than the copy (on a
@@ -69,6 +70,24 @@ class _Blocks:
     def __init__(self, count: int):
         self.blocks: list[shared_memory.SharedMemory | None] = [None] * count
         self.next = 0
+        # The first batch's layout and bytes: later batches are made straight into a block.
+        self.layout: Layout | None = None
+        self.size = 0
+
+    def make_into(self, make: Callable[..., Any], step: int) -> tuple[str, Layout]:
+        """make(step) into the next block; (its name, layout). Once the first batch has shown the
+        layout, make(step, out=views of the block) fills the block itself, saving a copy a batch."""
+        if self.layout is None:
+            name, self.layout = self.write(make(step))
+            self.size = max((offset + int(np.prod(shape)) * np.dtype(dtype).itemsize
+                             for _, dtype, shape, offset in self.layout), default=0)  # fmt: skip
+            return name, self.layout
+        name, views = self.views(self.layout, self.size)
+        made = make(step, views)
+        given = dict(_flatten(views))
+        if any(given.get(path) is not array for path, array in _flatten(made)):
+            raise RuntimeError(f"step {step}'s batch was not made into the arrays it was given")
+        return name, self.layout
 
     def write(self, batch: Any) -> tuple[str, Layout]:
         """Copies a batch (nested dicts of numeric arrays) into the next block; (its name, layout)."""
@@ -81,6 +100,14 @@ class _Blocks:
             size = -(-size // _ALIGN) * _ALIGN
             layout.append((path, array.dtype.str, array.shape, size))
             size += array.nbytes
+        name, arrays = self.views(layout, size)
+        for (_, array), (_, view) in zip(leaves, _flatten(arrays), strict=True):
+            view[...] = array
+        return name, layout
+
+    def views(self, layout: Layout, size: int) -> tuple[str, Any]:
+        """The next block (made, or grown to `size` bytes), and arrays laid out in it by `layout`:
+        (its name, the batch tree of views) for a batch to be made straight into."""
         index = self.next
         self.next = (index + 1) % len(self.blocks)
         block = self.blocks[index]
@@ -89,9 +116,12 @@ class _Blocks:
                 _release(block)
             block = shared_memory.SharedMemory(create=True, size=max(size, 1))
             self.blocks[index] = block
-        for (_, array), (_, dtype, shape, offset) in zip(leaves, layout, strict=True):
-            np.ndarray(shape, dtype, block.buf, offset)[...] = array
-        return block.name, layout
+        return block.name, _unflatten(
+            [
+                (path, np.ndarray(shape, dtype, block.buf, offset))
+                for path, dtype, shape, offset in layout
+            ]
+        )
 
     def release(self) -> None:
         for block in self.blocks:
@@ -141,7 +171,7 @@ class _Attached:
 
 
 def _work(
-    make: Callable[[int], Any], first: int, stride: int, ahead: int, out: Any, stop: Any
+    make: Callable[..., Any], first: int, stride: int, ahead: int, out: Any, stop: Any
 ) -> None:
     """A worker's loop: make(first), make(first + stride), ... into shared memory, until stopped or
     until the consumer's process is gone (killed, it cannot stop its workers)."""
@@ -160,13 +190,17 @@ def _work(
 
 
 def _make_one(
-    make: Callable[[int], Any], step: int, out: Any, wanted: Callable[[], bool], blocks: _Blocks
+    make: Callable[..., Any],
+    step: int,
+    out: Any,
+    wanted: Callable[[], bool],
+    blocks: _Blocks,
 ) -> bool:
     """Makes one step's batch and hands it over; False when the worker should end."""
     if not wanted():
         return False
     try:
-        message = ("batch", step, *blocks.write(make(step)))
+        message = ("batch", step, *blocks.make_into(make, step))
     except Exception as err:  # any failure is reported, then the worker ends
         text = " ".join(str(err).split()) or type(err).__name__
         out.put(("error", step, f"{type(err).__name__}: {text}"))
@@ -181,11 +215,13 @@ def _make_one(
 
 
 def batches(
-    make: Callable[[int], Any], start_step: int, workers: int, ahead: int = 2
+    make: Callable[..., Any], start_step: int, workers: int, ahead: int = 2
 ) -> Iterator[Any]:
     """make(start_step), make(start_step + 1), ... made by `workers` processes, in order.
 
-    make must be picklable (a module-level class or function) and a pure function of the step.
+    make must be picklable (a module-level class or function) and a pure function of the step, and
+    make(step, out) must fill `out` (the previous batch's tree of arrays, views into shared memory) with
+    the batch and return it: every step's batch has the same layout.
     """
     context = multiprocessing.get_context("spawn")
     stop = context.Event()

@@ -40,6 +40,15 @@ MODALITY_FLAGS = ("has_image", "has_sound", "has_text")
 MODALITY_INDEX_DIR = "modalities"
 
 Source: TypeAlias = "str | os.PathLike[str] | tfds.core.DatasetBuilder"
+Batch: TypeAlias = "dict[str, np.ndarray]"
+
+
+def _into(out: Batch | None, name: str, values: np.ndarray) -> np.ndarray:
+    """values, copied into out[name] when a batch is made into given arrays (batch_workers)."""
+    if out is None:
+        return values
+    out[name][...] = values
+    return out[name]
 
 
 def _builder(source: Source) -> tfds.core.DatasetBuilder:
@@ -161,12 +170,16 @@ class _StreamReader:
                     "--config.teacher.source=checkpoint --config.teacher.precompute=True)"
                 )
 
-    def read(self, split_rows: np.ndarray, with_ids: bool = False) -> dict[str, np.ndarray]:
+    def read(
+        self, split_rows: np.ndarray, with_ids: bool = False, out: Batch | None = None
+    ) -> dict[str, np.ndarray]:
+        """out: arrays to read into (records.Records.read), teacher_probs included when it has them."""
         # ids are strings, read from the records: training batches do without them.
         names = [*self.names, "id"] if with_ids else self.names
-        arrays = self.records.read(split_rows, names, self.stored_dtype)
+        arrays = self.records.read(split_rows, names, self.stored_dtype, out)
         if self.table is not None:
-            arrays["teacher_probs"] = np.asarray(self.table[split_rows], np.float32)
+            probs = np.asarray(self.table[split_rows], np.float32)
+            arrays["teacher_probs"] = _into(out, "teacher_probs", probs)
         return arrays
 
 
@@ -283,18 +296,18 @@ class _Batches(abc.ABC):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_opened": None}
 
-    def __call__(self, step: int) -> Any:
+    def __call__(self, step: int, out: Any = None) -> Any:
         if self._opened is None:
             self.open(_builder(self.data_dir))
-        return self.make(step)
+        return self.make(step, out)
 
     @abc.abstractmethod
     def open(self, builder: tfds.core.DatasetBuilder) -> None:
         """Opens the readers the batches need (in each process that makes them)."""
 
     @abc.abstractmethod
-    def make(self, step: int) -> Any:
-        """The host's batch of `step`."""
+    def make(self, step: int, out: Any = None) -> Any:
+        """The host's batch of `step`; with `out` (a batch of the same layout), made into its arrays."""
 
 
 class _PairBatches(_Batches):
@@ -325,16 +338,24 @@ class _PairBatches(_Batches):
             for stream in self.streams
         }
 
-    def make(self, step: int) -> dict[str, dict[str, np.ndarray]]:
-        return {stream: self._stream(stream, step) for stream in self.streams}
+    def make(self, step: int, out: Any = None) -> dict[str, dict[str, np.ndarray]]:
+        return {
+            stream: self._stream(stream, step, None if out is None else out[stream])
+            for stream in self.streams
+        }
 
-    def _stream(self, stream: str, step: int) -> dict[str, np.ndarray]:
+    def _stream(self, stream: str, step: int, out: Batch | None) -> dict[str, np.ndarray]:
         reader, split_rows, sampler = self._opened[stream]
-        rows = reader.read(split_rows[sampler.host_rows(step)])
+        rows = reader.read(
+            split_rows[sampler.host_rows(step)], out=out if self.augment is None else None
+        )
         if self.augment is None:
             return rows
         rng = augmentation.batch_rng(self.seed, list(STREAMS).index(stream), step)
-        return augmentation.augment(rows, self.augment, rng, self.global_batch_size, self.host_rows)
+        augmented = augmentation.augment(
+            rows, self.augment, rng, self.global_batch_size, self.host_rows
+        )
+        return {name: _into(out, name, values) for name, values in augmented.items()}
 
 
 def _read_ahead(make: _Batches, start_step: int, workers: int, prefetch: int) -> Iterator[Any]:
@@ -403,16 +424,16 @@ class _ImageBatches(_Batches):
                                  self.process_index, self.process_count)  # fmt: skip
         self._opened = (records.Records(builder, self.split), rows, sampler)
 
-    def make(self, step: int) -> dict[str, np.ndarray]:
+    def make(self, step: int, out: Any = None) -> dict[str, np.ndarray]:
         split_records, rows, sampler = self._opened
         batch = split_records.read(rows[sampler.host_rows(step)], ("image", self.label))
         batch = {"image": batch["image"], "label": batch[self.label].astype(np.int32)}
-        if self.augment is None:
-            return batch
-        rng = augmentation.batch_rng(self.seed, IMAGE_STREAM_ID, step)
-        return augmentation.augment(
-            batch, self.augment, rng, self.global_batch_size, self.host_rows
-        )
+        if self.augment is not None:
+            rng = augmentation.batch_rng(self.seed, IMAGE_STREAM_ID, step)
+            batch = augmentation.augment(
+                batch, self.augment, rng, self.global_batch_size, self.host_rows
+            )
+        return {name: _into(out, name, values) for name, values in batch.items()}
 
 
 def pad_batch(arrays: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:

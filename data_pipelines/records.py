@@ -14,7 +14,7 @@ decompression, at a fifth of a record's cost. Strings (id, caption) always come 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -102,19 +102,30 @@ class Records:
         return values.reshape(feature.shape) if feature.shape else values[0]
 
     def read(
-        self, rows: Sequence[int] | np.ndarray, names: Sequence[str], stored_dtype: bool = False
+        self,
+        rows: Sequence[int] | np.ndarray,
+        names: Sequence[str],
+        stored_dtype: bool = False,
+        out: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """The named features of the given rows (any order, repeats allowed), stacked in that order.
 
         Arrays stored as float16 come back as float32, or with `stored_dtype` as float16: widening on
         the host costs more than reading the row (about 1 ms for a paper spectrogram), so training
-        batches cross to the device as stored and the step widens them there (exactly).
+        batches cross to the device as stored and the step widens them there (exactly). out: arrays
+        of the right shapes and dtypes to read into (shared memory, data_pipelines.batch_workers)
+        instead of new ones; they are returned.
         """
         names = tuple(names)
         self._check(names)
         indices = [int(i) for i in rows]
         # Arrays are filled in place: np.stack of the rows would allocate and copy each batch twice.
-        out = {name: self._empty(name, len(indices), stored_dtype) for name in names}
+        out = {
+            name: self._empty(name, len(indices), stored_dtype)
+            if out is None
+            else self._given(name, len(indices), stored_dtype, out[name])
+            for name in names
+        }
         tabled = [n for n in names if self._tables is not None and n in self._tables.names]
         if self._tables is not None and tabled:
             self._read_tables(self._tables, np.asarray(indices, np.int64), tabled, out)
@@ -165,6 +176,16 @@ class Records:
     def read_all(self, names: Sequence[str]) -> dict[str, np.ndarray]:
         """The named features of every row of the split, in stored order."""
         return self.read(np.arange(len(self)), names)
+
+    def _given(self, name: str, count: int, stored_dtype: bool, array: np.ndarray) -> np.ndarray:
+        """`array` if it can take the feature's rows as read() returns them, else a one-line error."""
+        like = self._empty(name, 0, stored_dtype)
+        if array.shape != (count, *like.shape[1:]) or array.dtype != like.dtype:
+            raise ValueError(
+                f"{name}: cannot read {count} rows of {like.shape[1:]} {like.dtype} into an array of "
+                f"{array.shape} {array.dtype}"
+            )
+        return array
 
     def _empty(self, name: str, count: int, stored_dtype: bool) -> np.ndarray:
         feature = self._features[name]

@@ -143,9 +143,9 @@ def test_each_host_reads_only_its_rows_of_each_batch(data_dir, tmp_path, monkeyp
     requests = []
     read = ip.records.Records.read
 
-    def counting_read(self, rows, names, stored_dtype=False):
+    def counting_read(self, rows, names, stored_dtype=False, out=None):
         requests.append(np.asarray(rows).copy())
-        return read(self, rows, names, stored_dtype)
+        return read(self, rows, names, stored_dtype, out)
 
     monkeypatch.setattr(ip.records.Records, "read", counting_read)
     batches = ip.train_batches(data_dir, 8, seed=2, process_index=1, process_count=2)
@@ -174,9 +174,15 @@ def test_the_modality_index_written_at_build_is_what_the_rows_say(data_dir, tmp_
 
 def test_worker_processes_make_the_same_batches_from_any_step(data_dir):
     """Batches made by worker processes (in shared memory) equal those made in this process, from a
-    resumed step on, for the pair streams and the teacher's image stream."""
+    resumed step on, for the pair streams, augmented or not, and the teacher's image stream."""
+    augment = ip.augmentation.AugmentConfig(
+        image_shift=2, image_flip=True, time_masks=1, word_dropout=0.3
+    )
     for make in (
         lambda workers: ip.train_batches(data_dir, 8, seed=3, start_step=4, workers=workers),
+        lambda workers: ip.train_batches(
+            data_dir, 8, seed=3, start_step=4, workers=workers, augment=augment
+        ),
         lambda workers: ip.image_batches(
             data_dir, 8, "fine_label", seed=3, start_step=4, workers=workers
         ),
