@@ -5,6 +5,7 @@ python -m benchmarks.run                        # everything: about 2.5 minutes 
 python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipeline, eval, scaling, first_step,
                                                 #   input_memory, input_throughput, input_bound, teacher_memory
 python -m benchmarks.run --only=teacher_memory --teacher_memory_jobs=evaluate  # some of its JOBS
+python -m benchmarks.run --only=loss_memory     # the ranking loss gathered against chunked, 8 fake devices
 
 What each number means: benchmarks/README.md. Targets are reported, never asserted.
 """
@@ -26,6 +27,7 @@ from benchmarks import (
     first_step,
     input_bound,
     input_scale,
+    loss_memory,
     memory,
     nn_search,
     scaling,
@@ -36,7 +38,7 @@ from benchmarks import world_input as pipeline_bench
 
 SECTIONS = (
     "matmul", "train", "pipeline", "eval", "scaling", "first_step", "input_memory", "input_throughput",
-    "input_bound", "teacher_memory", "nn_search",
+    "input_bound", "teacher_memory", "loss_memory", "nn_search",
 )  # fmt: skip
 TARGETS = {
     "world_utilization": 0.65,
@@ -45,6 +47,7 @@ TARGETS = {
     "cores_per_h200": 14,
     "input_bound": 0.05,  # fraction of the world step's time lost to its input
     "teacher_memory_ratio": 1.3,  # peak RSS growth of every teacher_memory job while the rows grow 8x
+    "loss_memory_ratio": 0.25,  # chunked / gathered per-device temporaries of the ranking loss
 }
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
 
@@ -114,6 +117,8 @@ def run(
         _section(results, "input_bound", lambda: input_bound.measure(world))
     if "teacher_memory" in sections:
         _section(results, "teacher_memory", lambda: teacher_memory.measure(jobs=teacher_jobs))
+    if "loss_memory" in sections:
+        _section(results, "loss_memory", loss_memory.measure)
     if "nn_search" in sections:
         _section(results, "nn_search", nn_search.measure)
     results["machine"]["load_average_end"] = list(os.getloadavg())
@@ -128,6 +133,7 @@ def _targets_met(results: dict[str, Any]) -> dict[str, bool | None]:
     cores = results.get("cores_per_h200")
     teacher = results.get("teacher_memory", {}).get("max_rss_ratio")
     bound = results.get("input_bound", {}).get("input_bound")
+    loss = results.get("loss_memory", {}).get("max_temp_ratio")
     return {
         "world_utilization": None if world is None else world >= TARGETS["world_utilization"],
         "pipeline_headroom": None if headroom is None else headroom >= TARGETS["pipeline_headroom"],
@@ -138,6 +144,7 @@ def _targets_met(results: dict[str, Any]) -> dict[str, bool | None]:
         "teacher_memory_ratio": (
             None if teacher is None else teacher <= TARGETS["teacher_memory_ratio"]
         ),
+        "loss_memory_ratio": None if loss is None else loss <= TARGETS["loss_memory_ratio"],
     }
 
 
@@ -219,6 +226,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append((f"teacher_memory {job} peak RSS, {m['rows'][0]} / {m['rows'][1]} rows ({m['config']} image shape)",
                          " / ".join(f"{b / 2**20:.0f}" for b in peaks)
                          + f" MiB ({m['rss_ratio'][job]:.2f}x for {m['rows_ratio']}x rows)"))  # fmt: skip
+    if "loss_memory" in results:
+        rows += loss_memory.table_rows(results["loss_memory"])
     for target, met in results["targets_met"].items():
         rows.append((f"target {target}", {True: "met", False: "MISSED", None: "not measured"}[met]))
     rows.append(("load average at end", _fmt_load(results["machine"]["load_average_end"])))
