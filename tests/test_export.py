@@ -232,6 +232,8 @@ def test_missing_or_corrupted_files_are_one_line_errors(bundle_dir, tmp_path):
     weights.write_bytes(data)
     (copy / load.function_file("text")).unlink()
     assert "embed_text.jax is missing" in _one_line_error(copy)
+    (copy / load.MANIFEST_FILE).write_text(json.dumps({"format_version": load.FORMAT_VERSION}))
+    assert "bundle.json is corrupted (no files, layers" in _one_line_error(copy)
     (copy / load.MANIFEST_FILE).write_text("{not json")
     assert "bundle.json is corrupted" in _one_line_error(copy)
     (copy / load.MANIFEST_FILE).unlink()

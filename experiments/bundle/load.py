@@ -35,6 +35,8 @@ WEIGHTS_FILE = "weights.safetensors"
 WORD_VECTORS_FILE = "word_vectors.safetensors"
 WORD_TABLE_KEY = "vectors"
 VOCABULARY_FILE = "vocabulary.json"
+# What bundle.json holds besides format_version (export.py writes it).
+MANIFEST_KEYS = ("files", "layers", "dims", "frontend", "step")
 # What an item of each modality is called in messages.
 ITEM_NAMES = {"image": "image", "sound": "sound", "text": "sentence"}
 # Rows per call of an exported function: the last batch is padded, so each modality compiles once.
@@ -257,6 +259,9 @@ def _manifest(directory: str) -> dict[str, Any]:
             f"{path}: bundle format {version!r}, this loader reads format {FORMAT_VERSION}: "
             "export the bundle again with this version of the project"
         )
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise BundleError(f"{path} is corrupted (no {', '.join(missing)}): export the bundle again")
     return manifest
 
 
