@@ -64,12 +64,24 @@ def make_model(**overrides):
 
 
 def new_state(model, mesh):
-    """A fresh state on `mesh` (the step donates its input); the same values on every mesh."""
+    """A state made on `mesh` by create_train_state: the same values on every mesh."""
     return parallel.create_train_state(model, OPTIMIZER, jax.random.PRNGKey(0), make_batch(0), mesh)
 
 
 @functools.cache
-def _step(fsdp: int, accumulate: int = 1, loss: tuple = ()):
+def _initial_host_state():
+    return jax.device_get(new_state(make_model(), parallel.make_mesh()))
+
+
+def initial_state(mesh):
+    """A fresh copy of the initial state (the step donates its input) in `mesh`'s layout, without
+    compiling an init each time."""
+    host = _initial_host_state()
+    return jax.device_put(host, parallel.state_shardings(host, mesh))
+
+
+@functools.cache
+def step_on(fsdp: int, accumulate: int = 1, loss: tuple = ()):
     mesh = parallel.make_mesh(fsdp=fsdp)
     loss_cfg = ml_collections.ConfigDict({**LOSS, **dict(loss)})
     step = parallel.make_train_step(make_model(), OPTIMIZER, loss_cfg, mesh, accumulate=accumulate)
@@ -78,7 +90,7 @@ def _step(fsdp: int, accumulate: int = 1, loss: tuple = ()):
 
 def train(state, fsdp: int, seeds, accumulate: int = 1, loss: tuple = ()):
     """(state, host metrics of each step) after one step per batch seed."""
-    mesh, step = _step(fsdp, accumulate, loss)
+    mesh, step = step_on(fsdp, accumulate, loss)
     history = []
     for seed in seeds:
         state, metrics = step(state, parallel.shard_batch(make_batch(seed), mesh))
@@ -88,8 +100,7 @@ def train(state, fsdp: int, seeds, accumulate: int = 1, loss: tuple = ()):
 
 @functools.cache
 def replicated_run():
-    state = new_state(make_model(), parallel.make_mesh())
-    return train(state, 1, range(1, STEPS + 1))
+    return train(initial_state(parallel.make_mesh()), 1, range(1, STEPS + 1))
 
 
 def assert_close(a, b) -> None:
@@ -118,9 +129,7 @@ def test_fsdp_spec_shards_the_largest_divisible_dimension():
 
 
 def test_state_is_sharded_over_fsdp_with_the_replicated_values():
-    model = make_model()
-    replicated = new_state(model, parallel.make_mesh())
-    sharded = new_state(model, parallel.make_mesh(fsdp=4))
+    sharded = new_state(make_model(), parallel.make_mesh(fsdp=4))
     kernel = sharded.params["head"]["fc7"]["kernel"]  # [16, 16]
     assert kernel.sharding.spec == P("fsdp", None)
     assert kernel.addressable_shards[0].data.shape == (4, 16)
@@ -128,16 +137,14 @@ def test_state_is_sharded_over_fsdp_with_the_replicated_values():
     assert momentum.sharding.spec == P("fsdp", None)
     assert sharded.params["head"]["logits"]["bias"].sharding.is_fully_replicated  # [7]
     assert sharded.step.sharding.is_fully_replicated and sharded.rng.sharding.is_fully_replicated
-    assert_close(sharded, replicated)
+    assert_close(sharded, _initial_host_state())
 
 
 @pytest.mark.parametrize("fsdp", [2, 4])
 def test_fsdp_steps_equal_replicated_steps(fsdp):
     """data=4 x fsdp=2 and data=2 x fsdp=4: losses, gradient norms and parameters after 3 steps."""
     expected_state, expected = replicated_run()
-    state, history = train(
-        new_state(make_model(), parallel.make_mesh(fsdp=fsdp)), fsdp, range(1, 4)
-    )
+    state, history = train(initial_state(parallel.make_mesh(fsdp=fsdp)), fsdp, range(1, STEPS + 1))
     assert_close(history, expected)
     assert_close(state.params, expected_state.params)
     assert_close(state.opt_state, expected_state.opt_state)
@@ -155,7 +162,7 @@ def test_checkpoint_restores_across_layouts_and_trains_on_identically(
 ):
     """One step, saved on one layout, restored on the other (the same values, the new layout), two
     more steps on each: the same as three steps replicated."""
-    state, _ = train(new_state(make_model(), parallel.make_mesh(fsdp=saved_fsdp)), saved_fsdp, [1])
+    state, _ = train(initial_state(parallel.make_mesh(fsdp=saved_fsdp)), saved_fsdp, [1])
     saved = jax.device_get(state)
     manager = checkpointing.make_manager(str(tmp_path), async_save=False)
     checkpointing.save(manager, 1, state, {"data_position": 1})

@@ -7,13 +7,21 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from alignment.models.blocks import DTYPES, from_block
+from alignment.models.blocks import DTYPES, M, from_block
 from alignment.models.head import SharedHead
 from alignment.models.sound import SoundTower
 from alignment.models.text import TextTower
 from alignment.models.vision import VisionTower
 
 MODALITIES = ("image", "sound", "text")
+# config.model.remat: what each tower keeps from its forward pass for the backward pass. "none": every
+# activation; "full": only its input (the tower's forward runs again in the backward pass); "dots": the
+# outputs of matmuls without batch dimensions (its Dense layers), its convolutions and the rest
+# recomputed.
+REMAT_POLICIES: dict[str, Any] = {
+    "full": None,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
 
 
 class TriModalNet(nn.Module):
@@ -89,20 +97,34 @@ def init_params(
     return variables["params"]
 
 
+def rematerialized(cls: type[M], remat: str) -> type[M]:
+    """`cls`, or `cls` under nn.remat with REMAT_POLICIES[remat]: the same parameters and outputs, its
+    activations recomputed in the backward pass instead of kept. remat: "none" or a REMAT_POLICIES key."""
+    if remat == "none":
+        return cls
+    if remat not in REMAT_POLICIES:
+        raise ValueError(
+            f"config.model.remat={remat!r}: expected one of {('none', *REMAT_POLICIES)}"
+        )
+    return nn.remat(cls, policy=REMAT_POLICIES[remat])
+
+
 def create_sound_tower(cfg: Any, dtype: Any = jnp.float32) -> SoundTower:
-    """The sound tower of config.model (`cfg`)."""
-    return from_block(SoundTower, cfg.sound, tower_dim=cfg.tower_dim, dtype=dtype)
+    """The sound tower of config.model (`cfg`), rematerialized as cfg.remat says (default "none")."""
+    tower = rematerialized(SoundTower, cfg.get("remat", "none"))
+    return from_block(tower, cfg.sound, tower_dim=cfg.tower_dim, dtype=dtype)
 
 
 def create_model(cfg: Any) -> TriModalNet:
     """TriModalNet from config.model: each tower from its block (vision, sound, text) with the model's
-    tower_dim and dtype, the head from fc_dims and num_classes (word_head=True gives it a "words" output
-    of text.word_dim)."""
+    tower_dim and dtype and rematerialized as cfg.remat says (default "none"), the head from fc_dims and
+    num_classes (word_head=True gives it a "words" output of text.word_dim)."""
     dtype = DTYPES[cfg.dtype]
     tower = dict(tower_dim=cfg.tower_dim, dtype=dtype)
+    remat = cfg.get("remat", "none")
     return TriModalNet(
-        vision=from_block(VisionTower, cfg.vision, **tower),
+        vision=from_block(rematerialized(VisionTower, remat), cfg.vision, **tower),
         sound=create_sound_tower(cfg, dtype),
-        text=from_block(TextTower, cfg.text, **tower),
+        text=from_block(rematerialized(TextTower, remat), cfg.text, **tower),
         head=from_block(SharedHead, cfg, word_dim=cfg.text.word_dim if cfg.word_head else 0),
     )
