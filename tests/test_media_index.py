@@ -3,18 +3,15 @@ item, resuming after a lost shard, float16 shards, faiss agreeing with exact sea
 
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
 import soundfile
-from absl import flags
 from PIL import Image
 
 from alignment import retrieval
 from alignment.retrieval import l2_normalize
 from data_pipelines.world.generator import World, WorldConfig
-from experiments import search_index
 from experiments.media import store
 from experiments.media.build import build_index
 from experiments.media.embedder import Embedder
@@ -202,24 +199,21 @@ def test_incomplete_or_missing_index_is_a_clear_error(tmp_path):
         Index(str(tmp_path))
 
 
-def test_search_command_line(media, capsys, monkeypatch):
+def test_search_command_line(media):
     _, _, index_dir, samples, _ = media
     caption = samples[0]["caption"]
-    argv = [
-        "search_index",
+    # A process of its own: the command shares its query flags' names with experiments.retrieve.
+    result = helpers.run_module(
+        "experiments.search_index",
         f"--index={index_dir}",
         f"--query_text={caption}",
         "--target=text",
         "--top_k=2",
-    ]
-    monkeypatch.setattr(sys, "argv", argv)
-    flags.FLAGS(argv)
-    try:
-        search_index.main([])
-    finally:
-        flags.FLAGS.unparse_flags()
-    lines = capsys.readouterr().out.strip().splitlines()
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
     assert lines[0] == f"text query -> text ({ITEMS} items in {index_dir})"
     rank, cosine, path, *words = lines[1].split()
     assert rank == "1" and float(cosine) == pytest.approx(1.0, abs=1e-4)
     assert path == "captions.txt:1" and " ".join(words) == caption
+    assert len(lines) == 3
