@@ -58,6 +58,8 @@ EXPERIMENTS_FORBIDDEN = {
     "reports": {"cli", "training", "search", "workflows"},
     "training": {"cli", "search", "workflows"},
     "search": {"cli", "workflows"},
+    "media": {"cli", "training", "workflows", "bundle"},
+    "bundle": {"cli", "training", "search", "workflows", "media"},
     "workflows": {"cli"},
     "cli": {"training", "evaluation", "reports", "search", "workflows"},
     "configs": {"cli", "runtime", "training", "evaluation", "reports", "search", "workflows"},
