@@ -20,6 +20,7 @@ from absl import logging
 
 from alignment.streams import MODALITIES
 from data_pipelines.audio import SilentAudioError
+from data_pipelines.words import NoKnownWordError
 from experiments.media import scan, store
 from experiments.media.embedder import Embedder, stack_inputs
 from experiments.runtime.logs import Progress
@@ -107,7 +108,7 @@ def skip_reason(modality: str, err: Exception) -> str:
     """The counted reason an item could not be read (the data set builders' names where they exist)."""
     if isinstance(err, SilentAudioError):
         return "silent_sound"
-    if isinstance(err, UnknownWordsError):
+    if isinstance(err, (UnknownWordsError, NoKnownWordError)):  # a run's or a bundle's vocabulary
         return "all_words_unknown"
     return "empty_caption" if modality == "text" else f"unreadable_{modality}"
 
