@@ -87,3 +87,22 @@ def measure(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
         "crossover_items": min(settled) if settled else None,
         "exact_max_items": EXACT_MAX_ITEMS,
     }
+
+
+def table_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The run table's rows: per size, queries/s exact / faiss and faiss's recall@10; the crossover."""
+    rows = [
+        (
+            f"nn search {int(n):,} items: queries/s exact / faiss, recall@{K}",
+            f"{row['exact_queries_per_s']:,.0f} / {row['faiss_queries_per_s']:,.0f}, "
+            f"{row['recall_at_10']:.3f}",
+        )
+        for n, row in result["by_size"].items()
+    ]
+    rows.append(
+        (
+            "nn search crossover (faiss from) / exact_max_items",
+            f"{result['crossover_items']} / {result['exact_max_items']}",
+        )
+    )
+    return rows

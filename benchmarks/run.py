@@ -228,6 +228,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                          + f" MiB ({m['rss_ratio'][job]:.2f}x for {m['rows_ratio']}x rows)"))  # fmt: skip
     if "loss_memory" in results:
         rows += loss_memory.table_rows(results["loss_memory"])
+    if "nn_search" in results:
+        rows += nn_search.table_rows(results["nn_search"])
     for target, met in results["targets_met"].items():
         rows.append((f"target {target}", {True: "met", False: "MISSED", None: "not measured"}[met]))
     rows.append(("load average at end", _fmt_load(results["machine"]["load_average_end"])))
