@@ -6,6 +6,7 @@ python -m benchmarks.run --only=train,pipeline  # a subset: matmul, train, pipel
                                                 #   input_memory, input_throughput, input_bound, teacher_memory
 python -m benchmarks.run --only=teacher_memory --teacher_memory_jobs=evaluate  # some of its JOBS
 python -m benchmarks.run --only=loss_memory     # the ranking loss gathered against chunked, 8 fake devices
+python -m benchmarks.run --only=sharding_memory # replicated against FSDP, remat off and on, 8 fake devices
 
 What each number means: benchmarks/README.md. Targets are reported, never asserted.
 """
@@ -31,6 +32,7 @@ from benchmarks import (
     memory,
     nn_search,
     scaling,
+    sharding_memory,
     teacher_memory,
     train_step,
 )
@@ -39,6 +41,7 @@ from benchmarks import world_input as pipeline_bench
 SECTIONS = (
     "matmul", "train", "pipeline", "eval", "scaling", "first_step", "input_memory", "input_throughput",
     "input_bound", "teacher_memory", "loss_memory", "nn_search",
+    "sharding_memory",
 )  # fmt: skip
 TARGETS = {
     "world_utilization": 0.65,
@@ -48,6 +51,7 @@ TARGETS = {
     "input_bound": 0.05,  # fraction of the world step's time lost to its input
     "teacher_memory_ratio": 1.3,  # peak RSS growth of every teacher_memory job while the rows grow 8x
     "loss_memory_ratio": 0.25,  # chunked / gathered per-device temporaries of the ranking loss
+    "sharding_state_ratio": 1 / 6,  # FSDP / replicated per-device parameter + optimizer bytes
 }
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
 
@@ -121,6 +125,8 @@ def run(
         _section(results, "loss_memory", loss_memory.measure)
     if "nn_search" in sections:
         _section(results, "nn_search", nn_search.measure)
+    if "sharding_memory" in sections:
+        _section(results, "sharding_memory", sharding_memory.measure)
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["targets_met"] = _targets_met(results)
     return results
@@ -134,6 +140,7 @@ def _targets_met(results: dict[str, Any]) -> dict[str, bool | None]:
     teacher = results.get("teacher_memory", {}).get("max_rss_ratio")
     bound = results.get("input_bound", {}).get("input_bound")
     loss = results.get("loss_memory", {}).get("max_temp_ratio")
+    sharding = results.get("sharding_memory", {}).get("fsdp_state_ratio")
     return {
         "world_utilization": None if world is None else world >= TARGETS["world_utilization"],
         "pipeline_headroom": None if headroom is None else headroom >= TARGETS["pipeline_headroom"],
@@ -145,6 +152,9 @@ def _targets_met(results: dict[str, Any]) -> dict[str, bool | None]:
             None if teacher is None else teacher <= TARGETS["teacher_memory_ratio"]
         ),
         "loss_memory_ratio": None if loss is None else loss <= TARGETS["loss_memory_ratio"],
+        "sharding_state_ratio": (
+            None if sharding is None else sharding <= TARGETS["sharding_state_ratio"]
+        ),
     }
 
 
@@ -228,6 +238,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                          + f" MiB ({m['rss_ratio'][job]:.2f}x for {m['rows_ratio']}x rows)"))  # fmt: skip
     if "loss_memory" in results:
         rows += loss_memory.table_rows(results["loss_memory"])
+    if "sharding_memory" in results:
+        rows += sharding_memory.table_rows(results["sharding_memory"])
     if "nn_search" in results:
         rows += nn_search.table_rows(results["nn_search"])
     for target, met in results["targets_met"].items():
