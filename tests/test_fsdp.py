@@ -181,3 +181,26 @@ def test_checkpoint_restores_across_layouts_and_trains_on_identically(
     expected_state, expected = replicated_run()
     assert_close(history, expected[1:])
     assert_close(continued.params, expected_state.params)
+
+
+def test_training_runs_with_fsdp_and_accumulation_from_the_config(tiny_world, tmp_path):
+    """config.mesh.fsdp and config.train.accumulate reach the students' training: it trains, its state
+    lives sharded over 'fsdp', and a batch that does not split into the micro-batches is refused."""
+    import json
+
+    from experiments.training import students
+
+    overrides = {"mesh.fsdp": 2, "train.accumulate": 2, "total_steps": 2, "log_every": 1}
+    config = helpers.tiny_config(*tiny_world, **overrides)
+    state = students.train(config, str(tmp_path / "run"))
+    assert int(state.step) == 2
+    kernel = state.params["head"]["fc6"]["kernel"]
+    assert parallel.FSDP_AXIS in kernel.sharding.spec
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert all(np.isfinite(row["loss"]) for row in rows if "loss" in row)
+    with pytest.raises(ValueError, match="multiple of the 8 devices x config.train.accumulate=4"):
+        students.train(
+            helpers.tiny_config(*tiny_world, **{"train.accumulate": 4}), str(tmp_path / "b")
+        )

@@ -36,9 +36,11 @@ def check_config(config: Any) -> None:
             f"config.data.audio.time_steps={d.audio.time_steps} frames: the sound window cannot be "
             "longer than the clip"
         )
-    if config.batch_size % jax.device_count():
+    split = jax.device_count() * config.train.accumulate
+    if config.batch_size % split:
         raise ValueError(
-            f"config.batch_size={config.batch_size} must be a multiple of the {jax.device_count()} devices"
+            f"config.batch_size={config.batch_size} must be a multiple of the {jax.device_count()} "
+            f"devices x config.train.accumulate={config.train.accumulate} micro-batches ({split})"
         )
 
 
@@ -48,7 +50,8 @@ def train(config: Any, workdir: str, config_file: str | None = None) -> TrainSta
     Process 0 holds the workdir's lock for the whole run, so a second run on the same workdir stops at
     once, and saves the config as <workdir>/config.json (recording `config_file`, the file it came
     from). Knobs that follow the data set (class counts, num_epochs) are resolved from the built data
-    set first (datasets.resolve_config). Returns the final TrainState (replicated over all devices).
+    set first (datasets.resolve_config). Returns the final TrainState, laid out on the mesh (params and
+    optimizer state sharded over 'fsdp' when config.mesh.fsdp > 1, else replicated).
 
     Raises preemption.Preempted after SIGTERM (or a multi-host preemption notice), once the checkpoint
     of the step it stopped at is saved.
@@ -61,7 +64,7 @@ def train(config: Any, workdir: str, config_file: str | None = None) -> TrainSta
 
 
 def _train(config: Any, workdir: str, builder, on_start=None) -> TrainState:
-    mesh = parallel.make_mesh()
+    mesh = parallel.make_mesh(fsdp=config.mesh.fsdp)
     model = create_model(config.model)
     optimizer = make_optimizer(config.optimizer, config.total_steps)
 
@@ -80,6 +83,9 @@ def _train(config: Any, workdir: str, builder, on_start=None) -> TrainState:
         )
         if config.init_vision_from_teacher:
             state = _vision_from_teacher(config, workdir, state, mesh)
+            # The teacher's convolutions arrive replicated: back to the state's layout, so that the
+            # first step compiles for the layout of every later one.
+            state = jax.device_put(state, parallel.state_shardings(state, mesh))
         return state
 
     # Model selection needs held-out rows: on the test split it would pick the checkpoint by the test.
@@ -88,7 +94,9 @@ def _train(config: Any, workdir: str, builder, on_start=None) -> TrainState:
         logging.info(
             "train: no validation split: validating on test rows, keeping no best checkpoint"
         )
-    step_fn = parallel.make_train_step(model, optimizer, config.loss, mesh, teacher_module)
+    step_fn = parallel.make_train_step(
+        model, optimizer, config.loss, mesh, teacher_module, accumulate=config.train.accumulate
+    )
     augment_cfg = augment.AugmentConfig.from_config(config.augment, config.model.sound.time_steps)
 
     def batches(start: int):
