@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -147,3 +149,28 @@ def synthetic_batch(
             "teacher_probs": teacher_probs(),
         },
     }
+
+
+_DEVICE_FLAG = "--xla_force_host_platform_device_count"
+
+
+def run_on_fake_devices(
+    module: str, devices: int, args: list[str], timeout_s: float
+) -> dict[str, Any]:
+    """`python -m module *args` in a fresh process with `devices` fake CPU devices: the JSON object it
+    prints last, or {"error": [its last stderr line]} when it fails."""
+    flags = " ".join(
+        f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_DEVICE_FLAG)
+    )
+    env = {**os.environ, "XLA_FLAGS": f"{flags} {_DEVICE_FLAG}={devices}".strip()}
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode:
+        return {"error": done.stderr.strip().splitlines()[-1:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 DEVICES = 8
@@ -26,21 +23,16 @@ KINDS = ("hinge", "infonce_learned", "sigmoid")
 # The embedding widths measured: the world config's fc7 (memory and time) and the paper's (memory).
 WIDTHS = {"world": 256, "paper": 4096}
 TIMED_WIDTH = "world"
-_FLAG = "--xla_force_host_platform_device_count"
 
 
 def measure(repeats: int = 3, timeout_s: float = 1800) -> dict[str, Any]:
     """Per kind and width: gathered and chunked per-device bytes, their temp ratio; per kind at the
     world width: seconds per call of each and their ratio."""
-    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_FLAG))
-    env = {**os.environ, "XLA_FLAGS": f"{flags} {_FLAG}={DEVICES}".strip()}
-    command = [sys.executable, "-m", "benchmarks.loss_memory", f"--repeats={repeats}"]
-    done = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    from benchmarks import common
+
+    return common.run_on_fake_devices(
+        "benchmarks.loss_memory", DEVICES, [f"--repeats={repeats}"], timeout_s
     )
-    if done.returncode:
-        return {"error": done.stderr.strip().splitlines()[-1:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def table_rows(result: dict[str, Any]) -> list[tuple[str, str]]:

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 DEVICE_COUNTS = (1, 2, 4, 8)
-_FLAG = "--xla_force_host_platform_device_count"
 
 
 def measure(
@@ -27,20 +23,12 @@ def measure(
 ) -> dict[str, Any]:
     """examples/s of the same global batch (batch_size per pair stream) on each device count."""
     rows = {}
+    from benchmarks import common
+
     for count in counts:
-        flags = " ".join(
-            f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_FLAG)
-        )
-        env = {**os.environ, "XLA_FLAGS": f"{flags} {_FLAG}={count}".strip()}
-        command = [sys.executable, "-m", "benchmarks.scaling", f"--devices={count}",
-                   f"--config={config_name}", f"--batch_size={batch_size}", f"--repeats={repeats}"]  # fmt: skip
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-        if done.returncode:
-            rows[str(count)] = {"error": done.stderr.strip().splitlines()[-1:]}
-            continue
-        rows[str(count)] = json.loads(done.stdout.strip().splitlines()[-1])
+        args = [f"--devices={count}", f"--config={config_name}", f"--batch_size={batch_size}",
+                f"--repeats={repeats}"]  # fmt: skip
+        rows[str(count)] = common.run_on_fake_devices("benchmarks.scaling", count, args, timeout_s)
     base = rows.get(str(counts[0]), {}).get("examples_per_s")
     for row in rows.values():
         if base and "examples_per_s" in row:

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import jax
@@ -47,20 +44,13 @@ VARIANTS = {
 PAPER_BATCH = 256
 WORLD_BATCH = 64  # the world config's own
 TARGET_STATE_RATIO = 1 / 6  # FSDP's per-device parameter + optimizer bytes against replicated
-_FLAG = "--xla_force_host_platform_device_count"
 
 
 def measure(repeats: int = 5, timeout_s: float = 3600) -> dict[str, Any]:
     """The worker's result (see _worker), run in a process with DEVICES fake CPU devices."""
-    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_FLAG))
-    env = {**os.environ, "XLA_FLAGS": f"{flags} {_FLAG}={DEVICES}".strip()}
-    command = [sys.executable, "-m", "benchmarks.sharding_memory", f"--repeats={repeats}"]
-    done = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    return common.run_on_fake_devices(
+        "benchmarks.sharding_memory", DEVICES, [f"--repeats={repeats}"], timeout_s
     )
-    if done.returncode:
-        return {"error": done.stderr.strip().splitlines()[-1:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def table_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
