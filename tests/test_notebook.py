@@ -51,14 +51,14 @@ def _cell(notebook, needle: str):
     return found[0]
 
 
-def test_demo_notebook_runs_on_the_tiny_path(venv_kernel, tmp_path, monkeypatch):
-    # The kernel inherits this environment: 8 fake CPU devices (conftest.py), the tiny path, a tmp dir.
-    monkeypatch.setenv("SHR_NOTEBOOK_TINY", "1")
-    monkeypatch.setenv("SHR_NOTEBOOK_TMPDIR", str(tmp_path / "run"))
+def execute(path: str, venv_kernel: str, tmp_path, monkeypatch):
+    """Runs the notebook at `path` top to bottom in the venv's kernel (which inherits this environment:
+    8 fake CPU devices, conftest.py), writes it to tmp_path/executed.ipynb and returns it; no cell may
+    end in an error."""
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([helpers.ROOT, os.environ.get("PYTHONPATH", "")])
     )
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(
         notebook,
@@ -68,10 +68,16 @@ def test_demo_notebook_runs_on_the_tiny_path(venv_kernel, tmp_path, monkeypatch)
     ).execute()
     nbformat.write(notebook, str(tmp_path / "executed.ipynb"))
     print(f"notebook ran in {time.perf_counter() - start:.0f}s")
-
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert not [o for o in _outputs(cell) if o["output_type"] == "error"], cell.source
+    return notebook
+
+
+def test_demo_notebook_runs_on_the_tiny_path(venv_kernel, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHR_NOTEBOOK_TINY", "1")
+    monkeypatch.setenv("SHR_NOTEBOOK_TMPDIR", str(tmp_path / "run"))
+    notebook = execute(NOTEBOOK, venv_kernel, tmp_path, monkeypatch)
 
     setup = _text(_cell(notebook, "jax.device_count()"))
     assert "on 8 cpu device(s)" in setup

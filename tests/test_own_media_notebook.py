@@ -2,15 +2,10 @@
 bundle and shows text, image and sound searches with thumbnails and players."""
 
 import os
-import time
-
-import nbformat
-from nbclient import NotebookClient
 
 from tests import helpers, test_export, test_notebook, test_retrieve
 
 NOTEBOOK = os.path.join(helpers.ROOT, "notebooks", "own_media.ipynb")
-TIMEOUT_S = 240
 
 # The tiny run and its bundle (the export tests' fixtures) and the kernel of the demo notebook's test.
 run, index, bundle_dir = test_retrieve.run, test_retrieve.index, test_export.bundle_dir
@@ -33,31 +28,13 @@ def _ranked(cell, heading: str) -> list[str]:
 
 def test_own_media_notebook_runs_on_the_tiny_bundle(venv_kernel, bundle_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("SHR_BUNDLE", bundle_dir)
-    monkeypatch.delenv(
-        "SHR_MEDIA", raising=False
-    )  # the notebook writes its own folder of the world
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([helpers.ROOT, os.environ.get("PYTHONPATH", "")])
-    )
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    start = time.perf_counter()
-    NotebookClient(
-        notebook,
-        kernel_name=venv_kernel,
-        timeout=TIMEOUT_S,
-        resources={"metadata": {"path": helpers.ROOT}},
-    ).execute()
-    nbformat.write(notebook, str(tmp_path / "executed.ipynb"))
-    print(f"notebook ran in {time.perf_counter() - start:.0f}s")
+    # The notebook writes its own folder of the world.
+    monkeypatch.delenv("SHR_MEDIA", raising=False)
+    notebook = test_notebook.execute(NOTEBOOK, venv_kernel, tmp_path, monkeypatch)
     _check(notebook)
 
 
 def _check(notebook) -> None:
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            errors = [o for o in test_notebook._outputs(cell) if o["output_type"] == "error"]
-            assert not errors, cell.source
-
     loaded = test_notebook._text(test_notebook._cell(notebook, "load_bundle(BUNDLE)"))
     assert loaded.startswith("bundle: step ") and "fc7 (32-d)" in loaded
     indexed = test_notebook._text(test_notebook._cell(notebook, "build_index(bundle"))
