@@ -232,7 +232,9 @@ def _on_devices(monkeypatch, count: int) -> None:
     make_mesh = parallel.make_mesh
     devices = jax.devices()[:count]
     monkeypatch.setattr(
-        parallel, "make_mesh", lambda d=None: make_mesh(devices if d is None else d)
+        parallel,
+        "make_mesh",
+        lambda d=None, fsdp=1: make_mesh(devices if d is None else d, fsdp),
     )
 
 
