@@ -12,11 +12,12 @@ from absl import flags
 from experiments.bundle.export import export_bundle
 from experiments.cli import launch
 
-OUT = flags.DEFINE_string("out", None, "The bundle folder to write.", required=True)
+OUT = flags.DEFINE_string("out", None, "The bundle folder to write.")
 
 
 def main(argv):
     del argv
+    launch.require(OUT)
     launch.initialize()
     manifest = export_bundle(launch.config(), launch.WORKDIR.value, OUT.value)
     dims = ", ".join(f"{layer} {dim}" for layer, dim in manifest["dims"].items())

@@ -13,16 +13,15 @@ from experiments.media.build import DEFAULT_SHARD_SIZE, build_index
 from experiments.media.embedder import Embedder
 from experiments.media.store import DTYPES
 
-SOURCE = flags.DEFINE_string(
-    "source", None, "The folder (or manifest .jsonl) to index.", required=True
-)
-INDEX = flags.DEFINE_string("index", None, "The index folder to write.", required=True)
+SOURCE = flags.DEFINE_string("source", None, "The folder (or manifest .jsonl) to index.")
+INDEX = flags.DEFINE_string("index", None, "The index folder to write.")
 DTYPE = flags.DEFINE_enum("dtype", "float32", DTYPES, "Stored embedding dtype.")
 SHARD_SIZE = flags.DEFINE_integer("shard_size", DEFAULT_SHARD_SIZE, "Items per shard.")
 
 
 def main(argv):
     del argv
+    launch.require(SOURCE, INDEX)
     launch.initialize()
     embedder = Embedder(launch.WORKDIR.value, launch.config())
     meta = build_index(embedder, SOURCE.value, INDEX.value, DTYPE.value, SHARD_SIZE.value)

@@ -13,7 +13,7 @@ from alignment.streams import MODALITIES
 from experiments.cli import launch
 from experiments.media.search import Index
 
-INDEX = flags.DEFINE_string("index", None, "The index folder to search.", required=True)
+INDEX = flags.DEFINE_string("index", None, "The index folder to search.")
 QUERY_TEXT = flags.DEFINE_string("query_text", None, "A sentence to search with.")
 QUERY_SOUND = flags.DEFINE_string("query_sound", None, "A sound file (wav, flac, ogg, mp3).")
 QUERY_IMAGE = flags.DEFINE_string("query_image", None, "An image file (png, jpg, ...).")
@@ -23,6 +23,7 @@ TOP_K = flags.DEFINE_integer("top_k", 5, "How many items to print.")
 
 def main(argv):
     del argv
+    launch.require(INDEX)
     queries = {"text": QUERY_TEXT.value, "sound": QUERY_SOUND.value, "image": QUERY_IMAGE.value}
     given = {m: q for m, q in queries.items() if q is not None}
     if len(given) != 1:

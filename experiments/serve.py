@@ -12,7 +12,7 @@ from experiments.cli import launch
 from experiments.media.page import DEFAULT_MAX_UPLOAD_BYTES, Searcher, SearchServer
 from experiments.media.search import Index
 
-INDEX = flags.DEFINE_string("index", None, "The index folder to search.", required=True)
+INDEX = flags.DEFINE_string("index", None, "The index folder to search.")
 HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.")
 PORT = flags.DEFINE_integer("port", 8000, "Port to listen on.")
 MAX_UPLOAD = flags.DEFINE_integer(
@@ -22,6 +22,7 @@ MAX_UPLOAD = flags.DEFINE_integer(
 
 def main(argv):
     del argv
+    launch.require(INDEX)
     launch.initialize()
     server = SearchServer((HOST.value, PORT.value), Searcher(Index(INDEX.value), MAX_UPLOAD.value))
     logging.info("serve: http://%s:%d/ (%s)", HOST.value, server.server_port, INDEX.value)

@@ -11,13 +11,10 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from absl import flags
 from PIL import Image
 
 from alignment.retrieval import l2_normalize
-from experiments import export
 from experiments.bundle import load
-from experiments.cli import launch
 from experiments.media.build import build_index
 from experiments.media.search import Index
 from experiments.search.index import query_inputs
@@ -61,15 +58,9 @@ def bundle_dir(run, tmp_path_factory):
     """The bundle of the tiny run, written by the entry point from --workdir alone (its saved config)."""
     out = str(tmp_path_factory.mktemp("bundle"))
     argv = ["export", f"--workdir={run[1]}", f"--out={out}"]
-    launch.config.cache_clear()  # another test of this process may have resolved a config already
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", argv)
-        flags.FLAGS(argv)
-        try:
-            export.main([])
-        finally:
-            flags.FLAGS.unparse_flags()
-            launch.config.cache_clear()
+    # A process of its own, as a user runs it (flags parsed in this one would stay for other tests).
+    done = helpers.run_module("experiments.export", *argv[1:], timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
     return out
 
 

@@ -1,14 +1,10 @@
 """Retrieval with a sentence, a sound file and an image file against a tiny checkpoint; the npz export."""
 
-import sys
-
 import numpy as np
 import pytest
 import soundfile
-from absl import flags
 from PIL import Image
 
-from experiments import retrieve
 from experiments.search.index import SearchIndex, UnknownWordsError, query_inputs
 from experiments.training import students
 from tests import helpers
@@ -92,18 +88,14 @@ def test_export_loads_without_pickle(index, tmp_path):
         assert saved["text_captions"].dtype.kind == "U"
 
 
-def test_command_line(run, tiny_world, tmp_path, capsys, monkeypatch):
+def test_command_line(run, tiny_world, tmp_path):
     path = str(tmp_path / "cli.npz")
     argv = ["retrieve", *helpers.config_flags(*tiny_world), f"--workdir={run[1]}"]
     argv += ["--query_text=a big red dog", "--target=sound", "--top_k=3", f"--export={path}"]
-    # The --config.* override flags are declared from sys.argv when --config is parsed.
-    monkeypatch.setattr(sys, "argv", argv)
-    flags.FLAGS(argv)
-    try:
-        retrieve.main([])
-    finally:
-        flags.FLAGS.unparse_flags()
-    lines = capsys.readouterr().out.strip().splitlines()
+    # A process of its own, as a user runs it (flags parsed in this one would stay for other tests).
+    done = helpers.run_module("experiments.retrieve", *argv[1:], timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
     assert lines[0].startswith("text query -> test sound")
     assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
     with np.load(path, allow_pickle=False) as saved:

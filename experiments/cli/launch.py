@@ -50,6 +50,15 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointErro
 TRACEBACK_ENV = "SHR_TRACEBACK"
 
 
+def require(*holders: flags.FlagHolder) -> None:
+    """A one-line usage error for the first of these flags that was not given. Entry points check their
+    required flags here, not with absl's required=True: that validator is global, so it would refuse
+    every other entry point parsed in the same process (tests run several)."""
+    for holder in holders:
+        if holder.value is None:
+            raise app.UsageError(f"--{holder.name} is required")
+
+
 def initialize() -> None:
     """Sets up logging (--verbosity honoured) and JAX's persistent compilation cache
     (config.compilation_cache_dir), then joins the multi-process job when --distributed: all before
