@@ -43,6 +43,13 @@ class SplitCache:
     def __init__(self, builder):
         self.builder = builder
         self._metadata: dict[str, dict[str, np.ndarray]] = {}
+        # One reader per split: opening one reads its tables' index and modality flags.
+        self._records: dict[str, records.Records] = {}
+
+    def reader(self, split: str) -> records.Records:
+        if split not in self._records:
+            self._records[split] = records.Records(self.builder, split)
+        return self._records[split]
 
     def has(self, split: str) -> bool:
         return split in self.builder.info.splits
@@ -52,7 +59,7 @@ class SplitCache:
         if split not in self._metadata:
             if not self.has(split):
                 raise ValueError(f"the data set has no {split} split")
-            arrays = records.Records(self.builder, split).read_all(METADATA)
+            arrays = self.reader(split).read_all(METADATA)
             for name in ("id", "caption"):
                 arrays[name] = np.asarray([s.decode("utf-8") for s in arrays[name]], dtype=str)
             self._metadata[split] = arrays
@@ -60,7 +67,7 @@ class SplitCache:
 
     def read(self, split: str, rows: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
         """{name: [len(rows), ...]} stored features of the given rows of the split (a small subset)."""
-        return records.Records(self.builder, split).read(rows, names)
+        return self.reader(split).read(rows, names)
 
     def batches(
         self, split: str, rows: np.ndarray, names: Sequence[str]
