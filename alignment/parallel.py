@@ -304,17 +304,24 @@ def make_train_step(
         out_specs=(P(), P()),
     )
 
+    fsdp = FSDP_AXIS in mesh.axis_names
+
     def step(state: TrainState, batch: Any, teacher_params: Any = None):
         rng = jax.random.fold_in(state.rng, state.step)
+        grads, metrics = sharded(state.params, _step_inputs(batch), teacher_params, rng)
+        if not fsdp:
+            return apply_gradients(state, grads, metrics, optimizer)
         layout = state_shardings(state, mesh)
         # The parameters enter whole (gathered over 'fsdp'); the gradients leave as the parameters'
         # shards, so the optimizer updates each shard on the devices that hold it.
-        grads, metrics = sharded(state.params, _step_inputs(batch), teacher_params, rng)
         grads = lax.with_sharding_constraint(grads, layout.params)
         new_state, metrics = apply_gradients(state, grads, metrics, optimizer)
         return lax.with_sharding_constraint((new_state, metrics), (layout, replicated(mesh)))
 
-    return jax.jit(step, donate_argnums=0)
+    # A replicated state compiles as the data-parallel step always has: FSDP's sharding annotations
+    # change XLA's fusions, and with them the float rounding (and so the trained numbers) of the
+    # default configs.
+    return jax.jit(step, donate_argnums=0, out_shardings=None if fsdp else replicated(mesh))
 
 
 def _micro_batches(batch: Any, k: int) -> Any:
