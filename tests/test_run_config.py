@@ -133,3 +133,14 @@ def test_metrics_after_the_resumed_step_are_dropped(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [5, 10, 15, 20]
     assert rows[2]["loss"] == 15.5
+
+
+def test_the_config_is_written_as_hyperparameters_without_non_finite_values(tmp_path, caplog):
+    config = base_config()
+    assert config.teacher.optimizer.grad_clip == float("inf")
+    writer = logs.ScalarWriter(str(tmp_path))
+    with caplog.at_level("WARNING"):
+        writer.write_config(config, metrics=("loss",))
+    writer.close()
+    assert not [r for r in caplog.records if "NaN or Inf" in r.getMessage()]
+    assert logs._flatten({"a": {"clip": float("inf"), "lr": 0.5}}) == {"a.clip": "inf", "a.lr": 0.5}

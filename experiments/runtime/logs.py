@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging as std_logging
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -147,12 +148,15 @@ def _drop_rows_after(path: epath.Path, step: int) -> None:
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists and None become strings (hparams take scalars)."""
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists, None and infinities (a grad_clip of inf) become strings
+    (hparams take finite scalars)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, Mapping):
             flat.update(_flatten(value, f"{prefix}{key}."))
-        elif isinstance(value, (bool, int, float, str)):
+        elif isinstance(value, (bool, int, str)) or (
+            isinstance(value, float) and math.isfinite(value)
+        ):
             flat[f"{prefix}{key}"] = value
         else:
             flat[f"{prefix}{key}"] = str(value)
