@@ -73,6 +73,7 @@ def prepare(config: Any) -> None:
     if os.path.isdir(config.teacher.path):
         return
     builder = datasets.build(config.data)
+    config = datasets.resolve_config(config, builder)
     workdir = os.path.dirname(os.path.abspath(config.teacher.path))
     _, params, _ = teacher.train_teacher(config, builder, workdir, parallel.make_mesh())
     restore.save_teacher(config.teacher.path, params, {})
