@@ -65,18 +65,15 @@ def write_fixture_folder(kind: str, out: str) -> str:
 
 
 def prepare(config: Any) -> None:
-    """Builds the data set and trains the teacher (once: both are kept)."""
-    from alignment import parallel
-    from experiments.runtime import datasets, restore
+    """Builds the data set and trains the teacher into config.teacher.path, as `experiments.train_teacher`
+    does (once: both are kept)."""
     from experiments.training import teacher
 
     if os.path.isdir(config.teacher.path):
         return
-    builder = datasets.build(config.data)
-    config = datasets.resolve_config(config, builder)
-    workdir = os.path.dirname(os.path.abspath(config.teacher.path))
-    _, params, _ = teacher.train_teacher(config, builder, workdir, parallel.make_mesh())
-    restore.save_teacher(config.teacher.path, params, {})
+    trained = config.copy_and_resolve_references()
+    trained.teacher.source = "train"  # saved to <workdir>/teacher, which is config.teacher.path
+    teacher.run_teacher(trained, os.path.dirname(config.teacher.path))
 
 
 def run_config(config: Any, objective: str, kind: str) -> tuple[Any, dict[str, Any]]:
@@ -130,11 +127,13 @@ def main() -> None:
     kinds = tuple(args.kinds.split(","))
     if unknown := set(kinds) - set(KINDS):
         parser.error(f"unknown kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+    from experiments.runtime.restore import TEACHER_SUBDIR  # where run_teacher saves a teacher
+
     out = args.out or tempfile.mkdtemp(prefix="objectives-")
     config = _config(
         args.config,
         os.path.abspath(args.data_dir or os.path.join(out, "data")),
-        os.path.abspath(args.teacher or os.path.join(out, "teacher")),
+        os.path.abspath(args.teacher or os.path.join(out, TEACHER_SUBDIR)),
         args.steps,
     )
     if args.fixture:
