@@ -12,7 +12,8 @@ python -m studies.objectives --config=own_data --fixture=digits --out=/tmp/objec
 Builds the data set (with --fixture, first writes that fixture kind's folder at its studies.own_data
 size) and trains its teacher once in <out> (default: a temporary folder), unless --data_dir and
 --teacher name ones already prepared; then trains and evaluates one run per (objective, kind) in
-<out>/<objective>-<kind>. Prints a table and writes
+<out>/<objective>-<kind> (a run that finds checkpoints there resumes from them, and the report says
+from which step). Prints a table and writes
 studies/results/objectives-<config>[-<fixture>]-<steps>steps-<date>.json.
 
 Nothing is tuned: every run keeps the config's other settings, with validation during training off
@@ -90,12 +91,19 @@ def run_config(config: Any, objective: str, kind: str) -> tuple[Any, dict[str, A
 
 
 def run_one(config: Any, objective: str, kind: str, out: str) -> dict[str, Any]:
-    """Trains and evaluates one (objective, kind); returns its median ranks and seconds."""
+    """Trains and evaluates one (objective, kind); returns its median ranks, seconds and the step it
+    resumed from (a checkpoint already in <out>/<objective>-<kind>: its seconds do not time a whole run)."""
+    from experiments.runtime.restore import latest_student_step
     from experiments.training import students
     from experiments.workflows.evaluate import evaluate_run
 
     workdir = os.path.join(out, f"{objective}-{kind}")
     config, reset = run_config(config, objective, kind)
+    resumed_from = latest_student_step(workdir)
+    if resumed_from is not None:
+        print(
+            f"objectives: {objective}-{kind} resumes {workdir} at step {resumed_from}", flush=True
+        )
     start = time.perf_counter()
     students.train(config, workdir)
     evaluate_run(config, workdir)
@@ -105,7 +113,7 @@ def run_one(config: Any, objective: str, kind: str, out: str) -> dict[str, Any]:
     ranks = {d: row["median_rank"] for d, row in trained["retrieval"].items()}
     seconds = time.perf_counter() - start
     print(f"objectives: {objective}-{kind} {ranks} in {seconds:.0f} s", flush=True)
-    return {"median_rank": ranks, "seconds": seconds, "reset": reset}
+    return {"median_rank": ranks, "seconds": seconds, "reset": reset, "resumed_from": resumed_from}
 
 
 def main() -> None:

@@ -59,8 +59,9 @@ def test_a_gcs_run_trains_checkpoints_and_resumes(tiny_world, gcs, caplog, tmp_p
 
     halting = helpers.tiny_config(data_dir, remote_teacher, **STEPS, halt_at_step=5)
     caplog.set_level(logging.INFO)
+    assert restore.latest_student_step(workdir) is None
     first = students.train(halting, workdir, config_file=helpers.TINY)
-    assert int(first.step) == 5
+    assert int(first.step) == 5 == restore.latest_student_step(workdir)
     # The rerun of the same command resumes from the gs:// checkpoint, with the config gs:// holds.
     saved = run_config.load(workdir).config
     assert saved.data.data_dir == data_dir and saved.halt_at_step == 5

@@ -74,6 +74,18 @@ def subdir(workdir: str, name: str) -> str:
     return str(paths.as_path(workdir) / name)
 
 
+def latest_student_step(workdir: str) -> int | None:
+    """The step of the latest student checkpoint in <workdir>/checkpoints, or None when it has none."""
+    directory = subdir(workdir, CHECKPOINT_SUBDIR)
+    if not paths.as_path(directory).is_dir():
+        return None
+    manager = checkpointing.make_manager(directory, async_save=False)
+    try:
+        return manager.latest_step()
+    finally:
+        manager.close()
+
+
 def restore_student(
     config: Any, workdir: str, mesh: Mesh, directory: str | None = None, step: int | None = None
 ) -> tuple[TriModalNet, TrainState, dict]:

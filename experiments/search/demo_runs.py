@@ -21,7 +21,7 @@ from typing import Any
 from alignment import parallel
 from data_pipelines import paths
 from experiments import configs
-from experiments.runtime import checkpointing, datasets, restore
+from experiments.runtime import datasets, restore
 from experiments.training import students, teacher
 
 ENV_WORKDIR = "SHR_NOTEBOOK_WORKDIR"
@@ -87,17 +87,6 @@ class DemoRun:
         )
 
 
-def _has_checkpoint(workdir: str) -> bool:
-    directory = restore.subdir(workdir, restore.CHECKPOINT_SUBDIR)
-    if not paths.as_path(directory).is_dir():
-        return False
-    manager = checkpointing.make_manager(directory, async_save=False)
-    try:
-        return manager.latest_step() is not None
-    finally:
-        manager.close()
-
-
 def choose_run(env: Mapping[str, str] | None = None, root: str | None = None) -> DemoRun:
     """The demo's "both" run when it and its data set exist (unless SHR_NOTEBOOK_TINY=1), else a tiny run
     trained now (see the module docstring for the environment variables)."""
@@ -107,7 +96,7 @@ def choose_run(env: Mapping[str, str] | None = None, root: str | None = None) ->
         print(f"{ENV_TINY} is set: training the tiny config")
         return train_tiny(env.get(ENV_TMPDIR) or None)
     workdir = _resolve(env.get(ENV_WORKDIR) or DEFAULT_WORKDIR, root)
-    if _has_checkpoint(workdir):
+    if restore.latest_student_step(workdir) is not None:
         config = load_config(env.get(ENV_CONFIG) or DEFAULT_CONFIG, root)
         if datasets.is_built(datasets.make_builder(config.data)):
             return DemoRun(config, workdir, trained_here=False)
